@@ -1,0 +1,48 @@
+"""``ds-w2v``: one command, a sub-command per job.
+
+Each sub-command lives in its own module with ``build_parser(prog)`` and ``main(args)``; it is
+imported only when named, so ``ds-w2v --help`` stays instant and a heavy import (torch,
+deepspeed) is paid only by the command that needs it.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("ds_w2v.commands.init", "write a freshly initialised model file (preset + task)"),
+    "export-hf": ("ds_w2v.commands.export_hf", "convert a ds_w2v model file into a HF transformers folder"),
+    "prepare": ("ds_w2v.commands.prepare", "read a corpus in its on-disk layout and write WebDataset shards"),
+    "synth": ("ds_w2v.commands.synth", "synthesise the offline demo corpora (TIMIT / RAVDESS layouts)"),
+    "bench": ("ds_w2v.commands.bench", "benchmarks: step (model update vs HF), data (streaming/prepare)"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: ds-w2v COMMAND [options]   (ds-w2v COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"ds-w2v: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    args = module.build_parser(f"ds-w2v {name}").parse_args(rest)
+    try:
+        return int(module.main(args) or 0)
+    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+        print(f"ds-w2v {name}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""ds_w2v: a DeepSpeed trainer for wav2vec 2.0 (pretraining, CTC and classification fine-tuning).
+
+torch is required as ``torch>=2.4`` and never pinned here: on a CPU machine the set-up scripts in
+``launch/`` install the CPU build (``torch==2.13.0``) first, so pip finds the requirement met and does
+not fetch a multi-GB CUDA build.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="ds_w2v",
+    version="0.1.0",
+    description="DeepSpeed-optimised wav2vec 2.0: pretrain from scratch, fine-tune for ASR (CTC) and classification",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ds_w2v", "ds_w2v.*"]),
+    package_data={"ds_w2v": ["resources/*"]},
+    install_requires=[
+        "torch>=2.4",
+        "numpy>=1.24",
+        "deepspeed>=0.16,<0.20",
+        "webdataset>=0.2.86",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "jiwer>=3.0",
+        "safetensors>=0.4",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "tensorboard>=2.12",
+    ],
+    extras_require={
+        # transformers is the reference implementation the parity tests compare against.
+        "test": ["pytest>=7", "transformers>=4.40"],
+        # espeakng-loader ships libespeak-ng + voices: the demo synthesises its corpora offline.
+        "demo": ["espeakng-loader>=0.2", "matplotlib>=3.6"],
+    },
+    entry_points={"console_scripts": ["ds-w2v=ds_w2v.cli:main"]},
+)
