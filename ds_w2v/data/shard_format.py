@@ -34,7 +34,8 @@ REJECTS_NAME = "rejects.jsonl"
 VOCAB_NAME = "vocab.json"
 
 # dataset.json: {"format": 1, "sample_rate": 16000, "audio_codec": "npy",
-#   "splits": {split: {"shards": [relative names], "num_samples": int, "hours": float}},
+#   "splits": {split: {"shards": [relative names], "num_samples": int, "hours": float,
+#                      "shard_num_samples": [int per shard], "shard_seconds": [float per shard]}},
 #   "labels": [sorted label names] | null, "vocab": {token: id} | null,
 #   "rejects": {reason: count}, "source": {"format": str, "path": str}}
 INDEX_FIELDS = ("format", "sample_rate", "audio_codec", "splits", "labels", "vocab", "rejects", "source")

@@ -1,0 +1,27 @@
+"""``ds-w2v bench {step,data}``: benchmarks that print figures (never pass/fail tests).
+
+Each benchmark module provides ``add_arguments(parser)`` and ``run(args)`` and imports its heavy
+dependencies inside ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "step": ("ds_w2v.bench.step", "time one pretraining update, ours vs HF transformers"),
+    "data": ("ds_w2v.bench.data", "streaming and prepare throughput of the data pipeline"),
+}
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    for name, (module, help_) in BENCHMARKS.items():
+        p = sub.add_parser(name, help=help_)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    return int(importlib.import_module(BENCHMARKS[args.bench][0]).run(args) or 0)
