@@ -1,0 +1,116 @@
+"""Fine-tuning heads on the shared backbone.
+
+* CTC (Graves et al. 2006) for speech recognition: dropout -> Linear(D, vocab) per frame; the
+  blank is id 0 = ``<pad>`` and ``|`` separates words (``ds_w2v.text.CharVocab``); the
+  vocabulary travels with the model so decoding never depends on the data directory.
+* Sequence classification (speech emotion recognition): Linear(D, 256) -> mean over the real
+  frames only (padding never enters the average) -> Linear(256, num_labels); optionally the
+  pooled input is a learned softmax-weighted sum of every layer's output (SUPERB-style).
+
+In training, both apply the fine-tuning time/channel masking of the config (SpecAugment-like,
+fairseq base_100h); in evaluation nothing is masked.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...text import BLANK_ID, CharVocab
+from .config import Wav2Vec2Config
+from .model import Wav2Vec2Output, Wav2Vec2Task
+
+
+class Wav2Vec2ForCTC(Wav2Vec2Task):
+    task = "ctc"
+
+    def __init__(self, config: Wav2Vec2Config, vocab: CharVocab | Sequence[str]):
+        super().__init__(config)
+        self.vocab = vocab if isinstance(vocab, CharVocab) else CharVocab(list(vocab))
+        self.dropout = nn.Dropout(config.final_dropout)
+        self.lm_head = nn.Linear(config.encoder_embed_dim, len(self.vocab))
+        self.reset_parameters()
+
+    def extra_state(self) -> dict:
+        return {"vocab": list(self.vocab.tokens)}
+
+    def forward(
+        self, waveform: torch.Tensor, lengths: torch.Tensor | None = None, targets: torch.Tensor | None = None
+    ) -> Wav2Vec2Output:
+        """``targets``: Long [B, S] label ids padded with -100 (HF convention); gives the summed
+        CTC loss (fp32, zero_infinity) with ``sample_size`` = B."""
+        lengths = self._validate(waveform, lengths)
+        mask = self.training and self.config.mask_prob > 0
+        out = self.wav2vec2(waveform, lengths, mask_time=mask, update=self._num_updates)
+        logits = self.lm_head(self.dropout(out.last_hidden_state))
+        result = Wav2Vec2Output(out.last_hidden_state, out.frame_lengths, logits=logits, sample_size=waveform.shape[0])
+        if targets is not None:
+            result.loss = ctc_loss(logits, out.frame_lengths, targets)
+        return result
+
+    @torch.no_grad()
+    def decode(self, logits: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
+        """Greedy CTC decoding: per-frame argmax, collapse repeats, drop blanks."""
+        ids = logits.argmax(-1).cpu()
+        return [self.vocab.decode_ctc(ids[b, : int(n)].tolist()) for b, n in enumerate(frame_lengths.cpu())]
+
+
+def ctc_loss(logits: torch.Tensor, frame_lengths: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    valid = targets >= 0
+    target_lengths = valid.sum(-1)
+    log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [T, B, V]
+    return F.ctc_loss(log_probs, targets[valid], frame_lengths, target_lengths, blank=BLANK_ID,
+                      reduction="sum", zero_infinity=True)
+
+
+class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
+    task = "cls"
+
+    def __init__(self, config: Wav2Vec2Config, labels: Sequence[str]):
+        super().__init__(config)
+        if len(labels) < 2:
+            raise ValueError(f"classification needs at least 2 labels, got {list(labels)}")
+        self.labels = list(labels)
+        num_layers = config.encoder_layers + 1  # the transformer input + every block's output
+        if config.use_weighted_layer_sum:
+            self.layer_weights = nn.Parameter(torch.full((num_layers,), 1.0 / num_layers))
+        self.dropout = nn.Dropout(config.final_dropout)
+        self.projector = nn.Linear(config.encoder_embed_dim, config.classifier_proj_size)
+        self.classifier = nn.Linear(config.classifier_proj_size, len(self.labels))
+        self.reset_parameters()
+
+    def extra_state(self) -> dict:
+        return {"labels": list(self.labels)}
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.config.use_weighted_layer_sum:
+            nn.init.constant_(self.layer_weights, 1.0 / self.layer_weights.numel())
+
+    def forward(
+        self, waveform: torch.Tensor, lengths: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ) -> Wav2Vec2Output:
+        """``labels``: Long [B] class ids; gives the summed cross-entropy with ``sample_size`` = B."""
+        lengths = self._validate(waveform, lengths)
+        mask = self.training and self.config.mask_prob > 0
+        weighted = self.config.use_weighted_layer_sum
+        out = self.wav2vec2(waveform, lengths, mask_time=mask, update=self._num_updates, return_all_layers=weighted)
+        if weighted:
+            if len(out.hidden_states) != self.layer_weights.numel():  # LayerDrop skipped blocks
+                raise RuntimeError("use_weighted_layer_sum needs encoder_layerdrop = 0")
+            w = torch.softmax(self.layer_weights, dim=-1)
+            hidden = (torch.stack(out.hidden_states, dim=0) * w[:, None, None, None]).sum(0)
+        else:
+            hidden = out.last_hidden_state
+        h = self.projector(self.dropout(hidden))  # [B, T, P]
+        if out.frame_mask is not None:
+            pooled = (h * out.frame_mask[:, :, None]).sum(1) / out.frame_lengths[:, None].to(h.dtype)
+        else:
+            pooled = h.mean(1)
+        logits = self.classifier(pooled)
+        result = Wav2Vec2Output(out.last_hidden_state, out.frame_lengths, logits=logits, sample_size=waveform.shape[0])
+        if labels is not None:
+            result.loss = F.cross_entropy(logits.float(), labels.long(), reduction="sum")
+        return result
