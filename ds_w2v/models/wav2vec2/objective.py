@@ -40,9 +40,10 @@ def contrastive_logits(
     predicted, targets: [B, M, D] at the masked frames; codes: [B, M, G] codebook entries of the
     targets; negatives: [B, M, K] indices into M.
     """
-    p = F.normalize(predicted.float(), dim=-1, eps=1e-8)
-    q = F.normalize(targets.float(), dim=-1, eps=1e-8)
-    sim = torch.bmm(p, q.transpose(1, 2)) / logit_temp  # [B, M, M]: sim[b, i, j] = cos(c_i, q_j)
+    with torch.autocast(device_type=predicted.device.type, enabled=False):  # logits in fp32
+        p = F.normalize(predicted.float(), dim=-1, eps=1e-8)
+        q = F.normalize(targets.float(), dim=-1, eps=1e-8)
+        sim = torch.bmm(p, q.transpose(1, 2)) / logit_temp  # [B, M, M]: sim[b, i, j] = cos(c_i, q_j)
     pos = sim.diagonal(dim1=1, dim2=2).unsqueeze(-1)  # [B, M, 1]
     neg = sim.gather(2, negatives)  # [B, M, K]
     same_code = (codes[:, :, None, :] == codes[:, None, :, :]).all(-1)  # [B, M, M]
