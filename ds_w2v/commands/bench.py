@@ -19,9 +19,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="bench", required=True)
     for name, (module, help_) in BENCHMARKS.items():
         p = sub.add_parser(name, help=help_)
-        importlib.import_module(module).add_arguments(p)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            p.set_defaults(unavailable=f"benchmark {name!r} is not available in this build ({module} missing)")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "unavailable", None):
+        raise ValueError(args.unavailable)
     return int(importlib.import_module(BENCHMARKS[args.bench][0]).run(args) or 0)
