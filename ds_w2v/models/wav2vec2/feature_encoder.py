@@ -97,11 +97,3 @@ class FeatureEncoder(nn.Module):
             if self.grad_mult != 1.0:
                 x = GradMultiply.apply(x, self.grad_mult)
         return x.transpose(1, 2)  # [B, T', C]
-
-    def reset_parameters(self) -> None:
-        for layer in self.conv_layers:
-            nn.init.kaiming_normal_(layer.conv.weight)
-            if layer.conv.bias is not None:
-                nn.init.zeros_(layer.conv.bias)
-            if layer.norm is not None:
-                layer.norm.reset_parameters()

@@ -84,11 +84,6 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
     def extra_state(self) -> dict:
         return {"labels": list(self.labels)}
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        if self.config.use_weighted_layer_sum:
-            nn.init.constant_(self.layer_weights, 1.0 / self.layer_weights.numel())
-
     def forward(
         self, waveform: torch.Tensor, lengths: torch.Tensor | None = None, labels: torch.Tensor | None = None
     ) -> Wav2Vec2Output:

@@ -18,7 +18,7 @@ from .config import Wav2Vec2Config
 from .feature_encoder import FeatureEncoder
 from .frontend import FeatureProjection, lengths_to_mask
 from .masking import compute_channel_mask, compute_time_mask, masked_positions
-from .position_encoder import ConvPositionalEmbedding
+from .init import init_weights
 from .objective import contrastive_logits, contrastive_loss, diversity_loss, sample_negatives
 from .quantizer import GumbelQuantizer
 from .transformer import TransformerEncoder
@@ -105,7 +105,7 @@ class Wav2Vec2Backbone(nn.Module):
         self.config = config
         self.feature_extractor = FeatureEncoder(config)
         self.feature_projection = FeatureProjection(config)
-        self.mask_emb = nn.Parameter(torch.empty(config.encoder_embed_dim).uniform_())
+        self.mask_emb = nn.Parameter(torch.empty(config.encoder_embed_dim).uniform_())  # U(0, 1)
         self.encoder = TransformerEncoder(config)
 
     def forward(
@@ -184,24 +184,6 @@ class Wav2Vec2Task(nn.Module):
 
     def reset_parameters(self) -> None:
         init_weights(self)
-
-
-def init_weights(model: nn.Module) -> None:
-    """fairseq's ``init_bert_params`` for linear layers (N(0, 0.02), zero bias), then each
-    special module's own initialisation (conv encoder, positional conv, quantizer)."""
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-    for module in model.modules():
-        if isinstance(module, (FeatureEncoder, GumbelQuantizer, ConvPositionalEmbedding)):
-            module.reset_parameters()
-        elif isinstance(module, Wav2Vec2Backbone):
-            nn.init.uniform_(module.mask_emb)
 
 
 class Wav2Vec2ForPretraining(Wav2Vec2Task):

@@ -12,8 +12,6 @@ plain parameters of this module, so ZeRO-3 gathers them before ``forward`` like 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,19 +20,11 @@ from torch import nn
 class ConvPositionalEmbedding(nn.Module):
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
-        self.kernel, self.groups = kernel, groups
+        self.dim, self.kernel, self.groups = dim, kernel, groups
+        # initialised by init.init_weights: v ~ N(0, 4 / (kernel * dim)), g = ||v||, bias 0
         self.weight_v = nn.Parameter(torch.empty(dim, dim // groups, kernel))
-        self.weight_g = nn.Parameter(torch.empty(1, 1, kernel))
-        self.bias = nn.Parameter(torch.empty(dim))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # fairseq: std = sqrt(4 / (kernel * dim)); g starts at ||v|| so the initial weight is v
-        std = math.sqrt(4.0 / (self.kernel * self.weight_v.shape[0]))
-        with torch.no_grad():
-            nn.init.normal_(self.weight_v, mean=0.0, std=std)
-            self.weight_g.copy_(self._v_norm(self.weight_v))
-            nn.init.zeros_(self.bias)
+        self.weight_g = nn.Parameter(torch.ones(1, 1, kernel))
+        self.bias = nn.Parameter(torch.zeros(dim))
 
     @staticmethod
     def _v_norm(v: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,7 @@ _PRESETS: dict[str, tuple[str | None, dict[str, Any]]] = {
     ),
 }
 
-PRESETS = tuple(_PRESETS)
+PRESETS = ("tiny", "small", "medium", "original", "large")
 
 # Documented parameter counts in millions: (whole pretraining model, CTC trainable with the conv
 # encoder frozen). README.md carries the same table; tests/models/wav2vec2/test_presets.py checks

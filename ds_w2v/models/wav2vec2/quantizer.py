@@ -41,13 +41,8 @@ class GumbelQuantizer(nn.Module):
         super().__init__()
         self.num_vars, self.groups = num_vars, groups
         self.weight_proj = nn.Linear(in_dim, groups * num_vars)
+        # initialised by init.init_weights: weight_proj N(0, 1) with zero bias, codebook U(0, 1)
         self.codevectors = nn.Parameter(torch.empty(groups, num_vars, latent_dim // groups))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.weight_proj.weight, mean=0.0, std=1.0)  # fairseq: N(0, 1), bias 0
-        nn.init.zeros_(self.weight_proj.bias)
-        nn.init.uniform_(self.codevectors)
 
     def forward(self, x: torch.Tensor, temperature: float) -> QuantizerOutput:
         """x [N, in_dim] -> quantized [N, latent_dim]."""

@@ -107,8 +107,7 @@ def test_bad_lengths_give_clear_errors(tiny):
 
 
 def test_unknown_preset_and_task_list_known():
-    with pytest.raises(ValueError, match="unknown preset 'giant'; known presets: tiny, small, medium, original, large|"
-                                         "unknown preset 'giant'; known presets: original"):
+    with pytest.raises(ValueError, match="unknown preset 'giant'; known presets: tiny, small, medium, original, large"):
         build_model("giant")
     with pytest.raises(ValueError, match="unknown task 'asr'; known tasks: pretrain, ctc, cls"):
         build_model("tiny", "asr")
