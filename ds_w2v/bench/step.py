@@ -5,8 +5,11 @@ the same batch, in one run, in fp32 and under bf16 autocast.
 What is timed, per update: ours, mask + negative sampling (inside ``forward``), forward,
 backward, ``optimizer.step()``; HF, forward, backward, ``optimizer.step()`` with its masks and
 negatives drawn *outside* the timer (HF leaves them to the data collator), which favours HF.
+Both use the same optimizer, torch's fused AdamW (HF Trainer's default with torch >= 2.8).
 LayerDrop is set to 0 in both so that every update runs every block; other dropouts stay.
-The figure is the median over ``--steps`` updates after ``--warmup`` untimed ones.
+Updates of the two models alternate, so that a machine whose load changes during the run
+(a shared CPU) slows both alike; the figure is the median over ``--steps`` updates after
+``--warmup`` untimed ones.
 """
 from __future__ import annotations
 
@@ -29,17 +32,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="append the results as JSON lines to this file")
 
 
-def _timed(step, steps: int, warmup: int, sync) -> float:
+def _time_alternating(steps: dict, n: int, warmup: int, sync) -> dict[str, float]:
+    """Median seconds per call of each step function, calls interleaved round-robin."""
     for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(n):
+        for name, step in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            step()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _adamw(params, device):
+    # fused AdamW exists for CPU and CUDA tensors since torch 2.4
+    return torch_optim().AdamW(params, lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, fused=True)
+
+
+def torch_optim():
+    import torch
+
+    return torch.optim
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,20 +76,18 @@ def run(args: argparse.Namespace) -> int:
 
     results = []
     for dtype_name in args.dtypes.split(","):
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype_name == "bf16")
+        autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype_name == "bf16")  # noqa: E731
         ours = build_model(args.preset, "pretrain", encoder_layerdrop=0.0).to(device).train()
-        opt = torch.optim.AdamW(ours.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+        opt = _adamw(ours.parameters(), device)
 
         def ours_step():
-            with autocast:
+            with autocast():
                 loss = ours(wave, lengths).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        t_ours = _timed(ours_step, args.steps, args.warmup, sync)
-        row = {"preset": args.preset, "dtype": dtype_name, "device": str(device), "machine": machine,
-               "batch": args.batch, "seconds": args.seconds, "ours_s": t_ours, "ours_audio_s_per_s": audio_s / t_ours}
+        steps = {"ours": ours_step}
         if not args.no_hf:
             import numpy as np
             import transformers
@@ -83,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = transformers.Wav2Vec2Config(**d)
             cfg._attn_implementation = "sdpa"
             hf = transformers.Wav2Vec2ForPreTraining(cfg).to(device).train()
-            hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+            hf_opt = _adamw(hf.parameters(), device)
             frames = int(ours.wav2vec2.feature_extractor.output_lengths(torch.tensor([num_samples])))
             np.random.seed(0)
             mask_np = _compute_mask_indices((args.batch, frames), cfg.mask_time_prob, cfg.mask_time_length, min_masks=2)
@@ -92,16 +107,19 @@ def run(args: argparse.Namespace) -> int:
             neg_t = torch.tensor(neg_np, device=device, dtype=torch.long)
 
             def hf_step():
-                with autocast:
+                with autocast():
                     loss = hf(wave, mask_time_indices=mask_t, sampled_negative_indices=neg_t).loss
                 loss.backward()
                 hf_opt.step()
                 hf_opt.zero_grad(set_to_none=True)
 
-            t_hf = _timed(hf_step, args.steps, args.warmup, sync)
-            row.update({"hf_s": t_hf, "hf_audio_s_per_s": audio_s / t_hf, "ratio": t_ours / t_hf})
-            del hf, hf_opt
-        del ours, opt
+            steps["hf"] = hf_step
+        t = _time_alternating(steps, args.steps, args.warmup, sync)
+        row = {"preset": args.preset, "dtype": dtype_name, "device": str(device), "machine": machine,
+               "batch": args.batch, "seconds": args.seconds, "ours_s": t["ours"], "ours_audio_s_per_s": audio_s / t["ours"]}
+        if "hf" in t:
+            row.update({"hf_s": t["hf"], "hf_audio_s_per_s": audio_s / t["hf"], "ratio": t["ours"] / t["hf"]})
+        steps.clear()
         results.append(row)
 
     print(f"bench step: preset={args.preset} batch={args.batch} x {args.seconds:g} s on {machine}; "

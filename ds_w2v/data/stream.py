@@ -1,0 +1,366 @@
+"""The per-rank streaming pipeline: shards -> samples -> shuffle buffer -> buckets -> batches.
+
+One epoch of one rank is a pure function of ``(urls, config, seed, epoch, rank, world_size,
+num_workers)``; that is what makes the equal-count guarantee and exact resume possible.
+
+For each *pass* over the data (a rank whose shards run dry before its batch quota starts a new
+pass, reshuffled):
+
+1. **shard order**: a permutation of all URLs drawn from ``(seed, epoch, pass)``, so every rank
+   computes the same order, and a new one each epoch;
+2. **split by node, then by DataLoader worker**: with at least as many shards as ranks, rank
+   ``r`` takes shards ``r, r + world, ...``; with fewer, every rank reads every shard and keeps
+   samples ``r, r + world, ...`` (a sample-level split: never an empty rank). The same rule then
+   splits the rank's share among its workers;
+3. each shard is read by its own ``webdataset.WebDataset`` with an error handler that knows the
+   URL, so a truncated or unreadable shard is logged (once per process), counted and skipped;
+4. samples are decoded and validated (:mod:`ds_w2v.data.samples`), filtered by duration, passed
+   through a seeded shuffle buffer and grouped into duration buckets
+   (:class:`~ds_w2v.data.batching.DurationBatcher`);
+5. a worker emits exactly its share of the rank's ``num_batches``; batch ``i`` of the epoch comes
+   from logical worker ``i % num_workers`` (the order in which ``DataLoader`` interleaves
+   workers). Resuming at batch ``k`` rebuilds the epoch and drops the first ``k`` batches before
+   collation (no tensors are built for them), then rotates the workers so that DataLoader's
+   worker 0 produces batch ``k``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch.utils.data
+
+from ds_w2v.data import samples as S
+from ds_w2v.data.batching import (
+    BATCH_KINDS, DEFAULT_BUCKETS_S, MAX_SAMPLE_SIZE, PRETRAIN, Batch, CollateStats,
+    DurationBatcher, Utterance, collate,
+)
+from ds_w2v.data.shard_format import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+_LOGGED: set[tuple[str, str]] = set()  # (url, reason) already logged by this process
+
+
+@dataclass
+class StreamConfig:
+    """How one rank streams batches (see ``docs/data_stream.md``)."""
+
+    kind: str = PRETRAIN
+    """"pretrain": crop to the shortest utterance of the batch, no padding; "finetune": pad to
+    the longest and carry lengths, texts and labels."""
+    batch_s: float = 87.5
+    """Budget of one device batch in audio-seconds, counted padded (``B x T``): fairseq's
+    ``max_tokens`` / 16 kHz. 87.5 s = 1,400,000 samples, wav2vec 2.0 BASE pretraining."""
+    fill: float = 0.85
+    """Expected ratio of real audio to budget in a batch (bucket leftovers, padding, crops).
+    Batches per epoch per rank = floor(total_s / (world_size * batch_s) * fill): too high and a
+    rank re-reads part of its data within the epoch, too low and it leaves some unread; the
+    measured value is ``StreamStats.fill``."""
+    max_sample_size: int = MAX_SAMPLE_SIZE
+    """Pretraining crop cap in samples (fairseq ``max_sample_size``: 250,000 = 15.6 s)."""
+    min_duration_s: float = 0.0
+    """Utterances shorter than this are skipped (fairseq ``min_sample_size`` / 16 kHz)."""
+    max_duration_s: float | None = None
+    """Fine-tuning: longer utterances are skipped (those longer than ``batch_s`` always are)."""
+    bucket_boundaries_s: tuple[float, ...] = DEFAULT_BUCKETS_S
+    """Upper bounds of the duration buckets; ``()`` puts everything in one bucket."""
+    max_batch_size: int | None = None
+    """Optional cap on utterances per batch (fairseq ``batch_size``)."""
+    shuffle_buffer: int = 256
+    """Samples held by the shuffle buffer (0: none). Memory: ~32 kB per second of audio each."""
+    shard_shuffle: bool = True
+    """Permute shards each epoch/pass with ``(seed, epoch, pass)``; False keeps the URL order."""
+    seed: int = 0
+    """Shared by all ranks: shard order, shuffle buffers and crop offsets derive from it."""
+    loop: bool = True
+    """True: exactly ``num_batches`` per epoch per rank, looping the rank's shards as needed
+    (training). False: one pass over the rank's shards, then the buckets are flushed
+    (evaluation: every utterance once, counts may differ between ranks)."""
+    num_workers: int = 0
+    """DataLoader worker processes per rank (0: stream in the calling process). Part of the
+    stream's definition: resume with the same value."""
+    prefetch_factor: int = 2
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in BATCH_KINDS:
+            raise ValueError(f"data.kind: unknown batch kind {self.kind!r}; known: {BATCH_KINDS}")
+        if self.batch_s <= 0:
+            raise ValueError(f"data.batch_s must be > 0, got {self.batch_s}")
+        if not 0 < self.fill <= 1:
+            raise ValueError(f"data.fill must be in (0, 1], got {self.fill}")
+        if self.num_workers < 0 or self.shuffle_buffer < 0:
+            raise ValueError("data.num_workers and data.shuffle_buffer must be >= 0")
+        self.bucket_boundaries_s = tuple(self.bucket_boundaries_s)
+
+    @property
+    def max_batch_samples(self) -> int:
+        return int(self.batch_s * SAMPLE_RATE)
+
+
+def batches_per_epoch(total_s: float, batch_s: float, world_size: int, fill: float) -> int:
+    """Batches each rank yields per epoch: ``floor(total_s / (world_size * batch_s) * fill)``,
+    at least 1. Computed from the index alone, so identical on every rank."""
+    return max(1, math.floor(total_s / (world_size * batch_s) * fill))
+
+
+def shard_order(urls: Sequence[str], seed: int, epoch: int, pass_: int, shuffle: bool = True) -> list[str]:
+    """The order of all shards for one pass of one epoch; the same on every rank."""
+    if not shuffle:
+        return list(urls)
+    perm = np.random.default_rng([seed, epoch, pass_]).permutation(len(urls))
+    return [urls[i] for i in perm]
+
+
+def split_shards(urls: Sequence[str], index: int, count: int) -> tuple[list[str], tuple[int, int] | None]:
+    """Part ``index`` of ``count``: every ``count``-th shard, or, with fewer shards than parts,
+    all shards and a sample-level split ``(stride, offset)``."""
+    if count == 1:
+        return list(urls), None
+    if len(urls) >= count:
+        return list(urls[index::count]), None
+    return list(urls), (count, index)
+
+
+def slot_shards(
+    urls: Sequence[str], rank: int, world_size: int, worker: int, num_workers: int
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """Shards read by one (rank, worker) slot and the sample-level splits applied, in order."""
+    node_urls, node_split = split_shards(urls, rank, world_size)
+    slot_urls, worker_split = split_shards(node_urls, worker, num_workers)
+    return slot_urls, [s for s in (node_split, worker_split) if s is not None]
+
+
+@dataclass
+class StreamStats:
+    """Counters of what a stream produced and skipped; summed over workers by the loader."""
+
+    num_batches: int = 0
+    num_utterances: int = 0
+    valid_samples: int = 0
+    """Real audio samples delivered in batches."""
+    tensor_samples: int = 0
+    """Sum of ``B x T`` over batches: what the budget counts."""
+    cropped_samples: int = 0
+    """Audio dropped by pretraining crops."""
+    budget_samples: int = 0
+    """``num_batches x`` the batch budget."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Skip events by reason (``samples.CORRUPTION_REASONS``, ``too_short``, ``too_long``); a
+    damaged shard counts one ``bad_shard`` per pass that meets it."""
+    bad_shards: set[str] = field(default_factory=set)
+    """URLs of shards in which damage was met."""
+
+    @property
+    def num_corrupt(self) -> int:
+        return sum(self.skipped.get(r, 0) for r in S.CORRUPTION_REASONS)
+
+    @property
+    def padding_fraction(self) -> float:
+        """Padding / (B x T) over all batches (0 for pretraining, which crops instead)."""
+        return 1.0 - self.valid_samples / self.tensor_samples if self.tensor_samples else 0.0
+
+    @property
+    def crop_fraction(self) -> float:
+        """Audio dropped by crops / audio read, over all batches (pretraining)."""
+        read = self.valid_samples + self.cropped_samples
+        return self.cropped_samples / read if read else 0.0
+
+    @property
+    def fill(self) -> float:
+        """Real audio / budget: the measured counterpart of ``StreamConfig.fill``."""
+        return self.valid_samples / self.budget_samples if self.budget_samples else 0.0
+
+    def add_batch(self, c: CollateStats, budget_samples: int) -> None:
+        self.num_batches += 1
+        self.num_utterances += c.num_utterances
+        self.valid_samples += c.valid_samples
+        self.tensor_samples += c.tensor_samples
+        self.cropped_samples += c.cropped_samples
+        self.budget_samples += budget_samples
+
+    def skip(self, reason: str, url: str, detail: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if reason in S.CORRUPTION_REASONS:
+            self.bad_shards.add(url)
+            if (url, reason) not in _LOGGED:
+                _LOGGED.add((url, reason))
+                log.warning("skipping damaged data in shard %s (%s): %s", url, reason, detail)
+
+    def merge(self, other: "StreamStats") -> None:
+        for name in ("num_batches", "num_utterances", "valid_samples", "tensor_samples",
+                     "cropped_samples", "budget_samples"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+        self.bad_shards |= other.bad_shards
+
+    def as_dict(self, prefix: str = "data/") -> dict[str, float]:
+        """Flat, namespaced figures for the metrics logger."""
+        out = {f"{prefix}{k}": float(v) for k, v in (
+            ("num_batches", self.num_batches), ("num_utterances", self.num_utterances),
+            ("audio_s", self.valid_samples / SAMPLE_RATE), ("padding_fraction", self.padding_fraction),
+            ("crop_fraction", self.crop_fraction), ("fill", self.fill), ("num_corrupt", self.num_corrupt),
+        )}
+        out.update({f"{prefix}skipped/{r}": float(n) for r, n in sorted(self.skipped.items())})
+        return out
+
+
+def _shuffled(items: Iterator[Utterance], size: int, rng: np.random.Generator) -> Iterator[Utterance]:
+    """A shuffle buffer: hold ``size`` items, emit a random one for each new item."""
+    if size <= 1:
+        yield from items
+        return
+    buf: list[Utterance] = []
+    for item in items:
+        if len(buf) < size:
+            buf.append(item)
+            continue
+        j = int(rng.integers(size))
+        yield buf[j]
+        buf[j] = item
+    for j in rng.permutation(len(buf)):
+        yield buf[j]
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """One epoch of one rank, as ``(Batch, StreamStats delta)`` pairs; iterated directly or by a
+    ``DataLoader(batch_size=None)`` whose workers each produce their share. A single-pass stream
+    may end with ``(None, delta)`` to report skips met after its last batch."""
+
+    def __init__(
+        self, urls: Sequence[str], config: StreamConfig, *, rank: int, world_size: int,
+        epoch: int, num_batches: int | None, skip: int = 0,
+    ):
+        super().__init__()
+        if not urls:
+            raise ValueError("no shard URLs to stream")
+        if config.loop and not num_batches:
+            raise ValueError("a looping stream needs num_batches > 0")
+        self.urls, self.config = list(urls), config
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.num_batches, self.skip = epoch, num_batches, skip
+
+    def __iter__(self) -> Iterator[tuple[Batch, StreamStats]]:
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        slot = (worker + self.skip) % num_workers  # the logical worker (module docstring, 5.)
+        if self.config.loop:
+            total = self.num_batches // num_workers + (slot < self.num_batches % num_workers)
+            skip = self.skip // num_workers + (slot < self.skip % num_workers)
+        else:
+            total, skip = math.inf, 0
+        if skip >= total:
+            return
+        yield from self._batches(slot, num_workers, total, skip)
+
+    # -- pipeline stages --------------------------------------------------------------------
+    def _batches(self, slot: int, num_slots: int, total: float, skip: int) -> Iterator[tuple[Batch, StreamStats]]:
+        cfg = self.config
+        pending = _Pending()
+        batcher = DurationBatcher(
+            cfg.max_batch_samples, cfg.kind, cfg.bucket_boundaries_s, cfg.max_sample_size, cfg.max_batch_size
+        )
+        shuffle_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 0])
+        utts = _shuffled(self._utterances(slot, num_slots, batcher, pending), cfg.shuffle_buffer, shuffle_rng)
+
+        def groups() -> Iterator[list[Utterance]]:
+            for utt in utts:
+                full = batcher.add(utt)
+                if full is not None:
+                    yield full
+            yield from batcher.flush()  # reached only by single-pass (loop=False) streams
+
+        made = 0
+        for group in groups():
+            if made >= skip:  # fast-forward: batches before the resume point are never collated
+                crop_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 1, made])
+                batch, cstats = collate(group, cfg.kind, cfg.max_sample_size, crop_rng)
+                pending.stats.add_batch(cstats, cfg.max_batch_samples)
+                yield batch, pending.take()
+            made += 1
+            if made >= total:
+                return
+        if pending.stats.skipped:  # a single-pass stream: report skips met after the last batch
+            yield None, pending.take()
+
+    def _utterances(
+        self, slot: int, num_slots: int, batcher: DurationBatcher, pending: "_Pending"
+    ) -> Iterator[Utterance]:
+        cfg = self.config
+        min_samples = cfg.min_duration_s * SAMPLE_RATE
+        max_samples = math.inf if cfg.max_duration_s is None else cfg.max_duration_s * SAMPLE_RATE
+        pass_ = 0
+        while True:
+            order = shard_order(self.urls, cfg.seed, self.epoch, pass_, cfg.shard_shuffle)
+            urls, splits = slot_shards(order, self.rank, self.world_size, slot, num_slots)
+            seen = [0] * len(splits)  # samples met by each sample-level split stage
+            usable = 0
+            for url in urls:
+                for raw in self._read_shard(url, pending):
+                    if not _keep(seen, splits):
+                        continue
+                    try:
+                        utt = S.decode_sample(raw)
+                    except S.SampleError as e:
+                        pending.stats.skip(e.reason, url, e.detail)
+                        continue
+                    n = len(utt.pcm)
+                    if n < min_samples:
+                        pending.stats.skip(S.TOO_SHORT, url, utt.key)
+                    elif n > max_samples or not batcher.fits_alone(n):
+                        pending.stats.skip(S.TOO_LONG, url, utt.key)
+                    else:
+                        usable += 1
+                        yield utt
+            if not cfg.loop:
+                return
+            if usable == 0:  # looping on nothing would spin forever: fail loudly instead
+                raise RuntimeError(
+                    f"rank {self.rank} worker {slot}: no usable utterance in a full pass over {len(urls)} "
+                    f"shard(s) (skipped: {pending.stats.skipped}); check the shards and the duration limits"
+                )
+            pass_ += 1
+
+    def _read_shard(self, url: str, pending: "_Pending") -> Iterator[dict[str, Any]]:
+        import webdataset as wds
+
+        damaged = False
+
+        def handler(exn: Exception) -> bool:
+            nonlocal damaged
+            if not damaged:  # a damaged tar may raise several times (member, then stream): count once
+                damaged = True
+                pending.stats.skip(S.BAD_SHARD, url, f"{type(exn).__name__}: {exn}"[:300])
+            return True  # skip what is left of the damaged part and go on
+
+        # seed=0: WebDataset would otherwise draw a seed from the global `random` state
+        dataset = wds.WebDataset(
+            [url], handler=handler, shardshuffle=False, nodesplitter=None, workersplitter=None,
+            empty_check=False, seed=0,
+        )
+        yield from dataset
+
+
+class _Pending:
+    """The statistics not yet reported; each yielded batch carries them away (``take``)."""
+
+    def __init__(self) -> None:
+        self.stats = StreamStats()
+
+    def take(self) -> StreamStats:
+        out, self.stats = self.stats, StreamStats()
+        return out
+
+
+def _keep(seen: list[int], splits: list[tuple[int, int]]) -> bool:
+    """Apply the sample-level splits in order; each stage counts the samples that reach it."""
+    for i, (stride, offset) in enumerate(splits):
+        k = seen[i]
+        seen[i] = k + 1
+        if k % stride != offset:
+            return False
+    return True

@@ -1,0 +1,232 @@
+"""The streaming loader on real (test-written) shards: splits, epochs, determinism, equal counts,
+resume, damaged shards, the index helper."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ds_w2v.data import StreamConfig, StreamingLoader, read_split, shard_order, slot_shards
+from ds_w2v.data import stream as stream_mod
+from ds_w2v.data.shard_format import SAMPLE_RATE, encode_audio
+
+sys.path.insert(0, str(Path(__file__).parent))  # pytest runs with --import-mode=importlib
+from stream_fixtures import random_durations, write_split  # noqa: E402
+
+BATCH_S = 8.0
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """7 shards of uneven sizes (3..30 utterances of 0.5-6 s) for "train", 3 for "valid"."""
+    out = tmp_path_factory.mktemp("shards")
+    index = write_split(out, "train", random_durations(0, [12, 3, 30, 8, 5, 20, 9]))
+    write_split(out, "valid", random_durations(1, [4, 9, 2]), index=index)
+    return out
+
+
+def _ids(loader) -> list[list[str]]:
+    return [b.ids for b in loader]
+
+
+def _loader(prepared, split="train", **cfg):
+    kw = {k: cfg.pop(k) for k in ("rank", "world_size", "num_batches") if k in cfg}
+    cfg.setdefault("batch_s", BATCH_S)
+    cfg.setdefault("shuffle_buffer", 16)
+    return StreamingLoader.from_split(read_split(prepared, split), StreamConfig(**cfg), **kw)
+
+
+# -- the index ------------------------------------------------------------------------------
+def test_read_split_gives_urls_hours_labels_vocab(prepared):
+    split = read_split(prepared, "valid")
+    assert [Path(u).name for u in split.urls] == [f"valid-{i:06d}.tar" for i in range(3)]
+    assert all(Path(u).is_file() for u in split.urls)
+    assert split.num_samples == 15 and split.hours == pytest.approx(split.total_s / 3600)
+    assert split.labels == ("angry", "calm", "happy") and split.vocab["<pad>"] == 0
+    with pytest.raises(ValueError, match=r"no split 'test'; known splits: train, valid"):
+        read_split(prepared, "test")
+    with pytest.raises(FileNotFoundError, match="no dataset index"):
+        read_split(prepared / "nowhere", "train")
+
+
+# -- shard assignment -----------------------------------------------------------------------
+def test_shard_order_shared_by_ranks_new_each_epoch():
+    urls = [f"s{i}" for i in range(20)]
+    e0 = shard_order(urls, seed=3, epoch=0, pass_=0)
+    assert e0 == shard_order(list(urls), seed=3, epoch=0, pass_=0)  # what any other rank computes
+    assert sorted(e0) == sorted(urls) and e0 != urls
+    assert shard_order(urls, seed=3, epoch=1, pass_=0) != e0
+    assert shard_order(urls, seed=4, epoch=0, pass_=0) != e0
+    assert shard_order(urls, 3, 0, 0, shuffle=False) == urls
+
+
+def test_slot_shards_partition_and_sample_level_fallback():
+    urls = [f"s{i}" for i in range(7)]
+    parts = [slot_shards(urls, r, 2, w, 2) for r in range(2) for w in range(2)]
+    assert sorted(u for p, splits in parts for u in p) == urls and all(not s for _, s in parts)
+    # 3 shards, 2 ranks x 2 workers: rank 1 holds one shard, its two workers split its samples
+    assert slot_shards(urls[:3], 1, 2, 1, 2) == (["s1"], [(2, 1)])
+    # 1 shard, 2 ranks: every rank reads it, keeps every other sample
+    assert slot_shards(urls[:1], 1, 2, 0, 1) == (["s0"], [(2, 1)])
+
+
+def test_ranks_read_disjoint_shards_covering_the_split(prepared):
+    """One single-pass epoch per rank of a 3-rank job: every utterance exactly once."""
+    seen = []
+    for rank in range(3):
+        loader = _loader(prepared, kind="finetune", loop=False, rank=rank, world_size=3)
+        seen += [i for ids in _ids(loader) for i in ids]
+    assert sorted(seen) == sorted(f"train_s{s}_{j}" for s, n in enumerate([12, 3, 30, 8, 5, 20, 9]) for j in range(n))
+
+
+# -- equal counts, budget, epochs, determinism ------------------------------------------------
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_every_rank_yields_num_batches_within_budget(prepared, num_workers):
+    split = read_split(prepared, "train")
+    counts = []
+    for rank in range(3):
+        loader = _loader(prepared, kind="finetune", rank=rank, world_size=3, num_workers=num_workers)
+        batches = list(loader)
+        counts.append(len(batches))
+        assert all(b.audio.numel() <= BATCH_S * SAMPLE_RATE for b in batches)
+        assert loader.epoch == 1 and loader.stats.num_batches == len(batches)
+    expected = int(split.total_s / (3 * BATCH_S) * StreamConfig().fill)
+    assert counts == [expected] * 3
+
+
+def test_rank_with_less_data_loops_to_fill_its_quota(prepared):
+    # 3 valid shards of 4, 9 and 2 utterances over 2 ranks: one rank holds far less audio
+    loaders = [_loader(prepared, "valid", kind="pretrain", rank=r, world_size=2, fill=1.0) for r in range(2)]
+    ids = [_ids(loader) for loader in loaders]
+    assert len(ids[0]) == len(ids[1]) == len(loaders[0]) > 0
+    flat = [[i for b in rank_ids for i in b] for rank_ids in ids]
+    assert any(len(f) != len(set(f)) for f in flat)  # the smaller rank saw some utterances twice
+
+
+def test_same_seed_same_batches_new_epoch_new_batches(prepared):
+    a, b, c = (_loader(prepared, kind="pretrain", seed=s, rank=0, world_size=2) for s in (5, 5, 6))
+    first = [b_.audio.sum().item() for b_ in a]
+    assert first == [b_.audio.sum().item() for b_ in b]  # same seed: same ids and same crops
+    assert _ids(c) != _ids(_loader(prepared, kind="pretrain", seed=5, rank=0, world_size=2))
+    assert a.epoch == 1 and _ids(a) != _ids(_loader(prepared, kind="pretrain", seed=5, rank=0, world_size=2))
+
+
+def test_pretrain_batches_are_cropped_not_padded(prepared):
+    loader = _loader(prepared, kind="pretrain", max_sample_size=3 * SAMPLE_RATE)
+    for batch in loader:
+        assert (batch.lengths == batch.audio.shape[1]).all() and batch.audio.shape[1] <= 3 * SAMPLE_RATE
+    assert loader.stats.padding_fraction == 0 and loader.stats.crop_fraction > 0
+
+
+def test_buckets_cut_padding_on_the_stream(prepared):
+    def padding(bounds):
+        loader = _loader(prepared, kind="finetune", bucket_boundaries_s=bounds, batch_s=20.0, shuffle_buffer=64)
+        list(loader)
+        return loader.stats.padding_fraction
+
+    assert padding((1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)) < padding(()) / 2
+
+
+# -- resume ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resume_yields_exactly_the_uninterrupted_batches(prepared, num_workers):
+    def make():
+        return _loader(prepared, kind="pretrain", rank=1, world_size=2, num_workers=num_workers, seed=11)
+
+    reference = make()
+    expected = [(b.ids, b.audio.sum().item()) for _ in range(2) for b in reference]  # epochs 0 and 1
+    per_epoch = len(reference)
+    for stop in (3, per_epoch, per_epoch + 1):  # mid-epoch, at the epoch boundary, odd position
+        first = make()
+        got = []
+        for _ in range(2):
+            for batch in first:
+                got.append((batch.ids, batch.audio.sum().item()))
+                if len(got) == stop:
+                    break
+            if len(got) == stop:
+                break
+        state = json.loads(json.dumps(first.state_dict()))  # survives a JSON checkpoint
+        resumed = make()
+        resumed.load_state_dict(state)
+        while len(got) < 2 * per_epoch:
+            got += [(b.ids, b.audio.sum().item()) for b in resumed]
+        assert got == expected, f"resume after {stop} batches"
+
+
+def test_fast_forward_does_not_collate_skipped_batches(prepared, monkeypatch):
+    calls = []
+    real = stream_mod.collate
+    monkeypatch.setattr(stream_mod, "collate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    loader = _loader(prepared, kind="finetune")
+    loader.load_state_dict({"epoch": 2, "batches_in_epoch": len(loader) - 2})
+    assert len(list(loader)) == 2 and len(calls) == 2
+
+
+def test_load_state_dict_refuses_another_stream(prepared):
+    loader = _loader(prepared, kind="finetune", rank=0, world_size=2)
+    state = loader.state_dict() | {"world_size": 4}
+    with pytest.raises(ValueError, match="world_size: saved 4, now 2"):
+        loader.load_state_dict(state)
+
+
+# -- damaged shards -------------------------------------------------------------------------
+def _add(tf: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tf.addfile(info, io.BytesIO(payload))
+
+
+def test_damaged_shards_are_logged_once_skipped_and_counted(tmp_path, caplog):
+    write_split(tmp_path, "train", [[1.0] * 6] * 2)
+    good = (tmp_path / "train-000000.tar").read_bytes()
+    (tmp_path / "truncated.tar").write_bytes(good[: len(good) // 2 + 7])
+    (tmp_path / "not_a_tar.tar").write_bytes(b"\x00garbage" * 1000)
+    _, npy = encode_audio(np.zeros(SAMPLE_RATE, np.int16))
+    with tarfile.open(tmp_path / "mixed.tar", "w") as tf:
+        _add(tf, "ok1.npy", npy), _add(tf, "ok1.json", b'{"id": "ok1"}')
+        _add(tf, "junk.bin", b"\x01\x02 a garbage member")
+        _add(tf, "badaudio.npy", b"nonsense"), _add(tf, "badaudio.json", b'{"id": "badaudio"}')
+        _add(tf, "badflac.flac", b"fLaC nonsense"), _add(tf, "badflac.json", b'{"id": "badflac"}')
+        _add(tf, "badjson.npy", npy), _add(tf, "badjson.json", b"{not json")
+        _add(tf, "ok2.npy", npy), _add(tf, "ok2.json", b'{"id": "ok2"}')
+    names = ["train-000000.tar", "truncated.tar", "not_a_tar.tar", "mixed.tar", "missing.tar", "train-000001.tar"]
+    urls = [str(tmp_path / n) for n in names] + [f"pipe:cat {tmp_path / 'train-000000.tar'}"]
+    cfg = StreamConfig(kind="finetune", batch_s=3.0, loop=False, shuffle_buffer=0, shard_shuffle=False)
+    with caplog.at_level(logging.WARNING, logger="ds_w2v.data.stream"):
+        loader = StreamingLoader(urls, cfg)
+        ids = [i for b in loader for i in b.ids]
+        list(StreamingLoader(urls, cfg))  # a second pass in the same process logs nothing new
+    truncated_ok = [i for i in ids if i.startswith("train_s0_")]
+    assert {"ok1", "ok2"} <= set(ids) and len([i for i in ids if i.startswith("train_s1_")]) == 6
+    assert 12 < len(truncated_ok) < 18  # two full copies (file, pipe:) + the truncated shard's head
+    skipped = loader.stats.skipped
+    assert skipped["bad_shard"] == 3  # truncated, not a tar, missing: one event each
+    assert skipped["bad_audio"] == 2 and skipped["bad_json"] == 1 and skipped["incomplete_sample"] >= 1
+    assert loader.stats.num_corrupt == sum(skipped.values())
+    assert {Path(u).name for u in loader.stats.bad_shards} == {"truncated.tar", "not_a_tar.tar", "mixed.tar", "missing.tar"}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == len(set(warnings)) == 7  # once per (shard, reason) met
+    assert any("truncated.tar" in w and "bad_shard" in w for w in warnings)
+
+
+def test_a_rank_without_usable_audio_fails_instead_of_spinning(tmp_path):
+    (tmp_path / "junk.tar").write_bytes(b"nothing here" * 100)
+    loader = StreamingLoader([str(tmp_path / "junk.tar")], StreamConfig(batch_s=4.0), num_batches=3)
+    with pytest.raises(RuntimeError, match="no usable utterance"):
+        list(loader)
+
+
+def test_flac_shards_stream_like_npy(tmp_path):
+    durs = random_durations(2, [6, 5])
+    write_split(tmp_path / "npy", "train", durs, codec="npy")
+    write_split(tmp_path / "flac", "train", durs, codec="flac")
+    a, b = (_loader(tmp_path / c, kind="finetune", seed=1) for c in ("npy", "flac"))
+    for x, y in zip(a, b):
+        assert x.ids == y.ids and np.array_equal(x.audio.numpy(), y.audio.numpy())
