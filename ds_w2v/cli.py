@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-hf": ("ds_w2v.commands.export_hf", "convert a ds_w2v model file into a HF transformers folder"),
     "prepare": ("ds_w2v.commands.prepare", "read a corpus in its on-disk layout and write WebDataset shards"),
     "synth": ("ds_w2v.commands.synth", "synthesise the offline demo corpora (TIMIT / RAVDESS layouts)"),
+    "transcribe": ("ds_w2v.commands.transcribe", "speech recognition with a CTC model: audio files -> text"),
+    "classify": ("ds_w2v.commands.classify", "classify audio files with a classification model"),
     "bench": ("ds_w2v.commands.bench", "benchmarks: step (model update vs HF), data (streaming/prepare)"),
 }
 
