@@ -14,7 +14,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["ds_w2v", "ds_w2v.*"]),
-    package_data={"ds_w2v": ["resources/*"]},
+    package_data={"ds_w2v": ["recipes/*.yaml"]},
     install_requires=[
         "torch>=2.4",
         "numpy>=1.24",

@@ -15,6 +15,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-hf": ("ds_w2v.commands.export_hf", "convert a ds_w2v model file into a HF transformers folder"),
     "prepare": ("ds_w2v.commands.prepare", "read a corpus in its on-disk layout and write WebDataset shards"),
     "synth": ("ds_w2v.commands.synth", "synthesise the offline demo corpora (TIMIT / RAVDESS layouts)"),
+    "pretrain": ("ds_w2v.commands.train:pretrain", "self-supervised pretraining under DeepSpeed (--recipe R)"),
+    "finetune-ctc": ("ds_w2v.commands.train:finetune_ctc", "fine-tune with a CTC head (speech recognition)"),
+    "finetune-cls": ("ds_w2v.commands.train:finetune_cls", "fine-tune with a classification head"),
+    "evaluate": ("ds_w2v.commands.train:evaluate", "score a model or run on dev/test splits"),
+    "export": ("ds_w2v.commands.export", "consolidate a run's checkpoint (any ZeRO stage) into a model file"),
     "transcribe": ("ds_w2v.commands.transcribe", "speech recognition with a CTC model: audio files -> text"),
     "classify": ("ds_w2v.commands.classify", "classify audio files with a classification model"),
     "bench": ("ds_w2v.commands.bench", "benchmarks: step (model update vs HF), data (streaming/prepare)"),
@@ -37,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"ds-w2v: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, _, attr = COMMANDS[name][0].partition(":")
+    module = importlib.import_module(module_name)
+    if attr:
+        module = getattr(module, attr)
     args = module.build_parser(f"ds-w2v {name}").parse_args(rest)
     try:
         return int(module.main(args) or 0)

@@ -97,13 +97,14 @@ def save_model(model: Wav2Vec2Task, path: str | Path) -> Path:
     return path
 
 
-def model_from_payload(payload: dict[str, Any], source: str = "<memory>") -> Wav2Vec2Task:
+def model_from_payload(payload: dict[str, Any], source: str = "<memory>", load_weights: bool = True) -> Wav2Vec2Task:
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{source}: not a ds_w2v model file")
     config = Wav2Vec2Config.from_dict(payload["config"])
     extra = payload.get("extra", {})
     model = _build(config, payload["task"], vocab=extra.get("vocab"), labels=extra.get("labels"))
-    model.load_state_dict(payload["state_dict"])
+    if load_weights:
+        model.load_state_dict(payload["state_dict"])
     return model
 
 

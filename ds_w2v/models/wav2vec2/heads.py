@@ -43,7 +43,7 @@ class Wav2Vec2ForCTC(Wav2Vec2Task):
         CTC loss (fp32, zero_infinity) with ``sample_size`` = B."""
         lengths = self._validate(waveform, lengths)
         mask = self.training and self.config.mask_prob > 0
-        out = self.wav2vec2(waveform, lengths, mask_time=mask, update=self._num_updates)
+        out = self._backbone(waveform, lengths, mask_time=mask, update=self._num_updates)
         logits = self.lm_head(self.dropout(out.last_hidden_state))
         result = Wav2Vec2Output(out.last_hidden_state, out.frame_lengths, logits=logits, sample_size=waveform.shape[0])
         if targets is not None:
@@ -91,7 +91,7 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
         lengths = self._validate(waveform, lengths)
         mask = self.training and self.config.mask_prob > 0
         weighted = self.config.use_weighted_layer_sum
-        out = self.wav2vec2(waveform, lengths, mask_time=mask, update=self._num_updates, return_all_layers=weighted)
+        out = self._backbone(waveform, lengths, mask_time=mask, update=self._num_updates, return_all_layers=weighted)
         if weighted:
             if len(out.hidden_states) != self.layer_weights.numel():  # LayerDrop skipped blocks
                 raise RuntimeError("use_weighted_layer_sum needs encoder_layerdrop = 0")

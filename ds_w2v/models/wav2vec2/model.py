@@ -162,6 +162,8 @@ class Wav2Vec2Task(nn.Module):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self._num_updates = 0
         self.register_load_state_dict_post_hook(lambda module, _: module._sync_updates())
+        # fine-tuning's first updates train the head only (fairseq freeze_finetune_updates)
+        self.backbone_frozen = False
 
     def _sync_updates(self) -> None:
         self._num_updates = int(self.num_updates)
@@ -174,6 +176,13 @@ class Wav2Vec2Task(nn.Module):
         for p in self.wav2vec2.feature_extractor.parameters():
             p.requires_grad_(False)
         self.wav2vec2.feature_extractor.grad_mult = 0.0
+
+    def _backbone(self, *args, **kwargs) -> BackboneOutput:
+        """The backbone's forward; without autograd while ``backbone_frozen``."""
+        if self.backbone_frozen:
+            with torch.no_grad():
+                return self.wav2vec2(*args, **kwargs)
+        return self.wav2vec2(*args, **kwargs)
 
     def _validate(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         return check_inputs(waveform, lengths, self.config.receptive_field)

@@ -1,0 +1,12 @@
+"""Training: one DeepSpeed trainer for pretraining, CTC and classification fine-tuning.
+
+config.py            typed run config, YAML recipes, overrides, batch arithmetic
+deepspeed_config.py  shipped DeepSpeed JSON + run config -> the dict for deepspeed.initialize
+schedule.py          learning-rate schedules (polynomial, tri-stage)
+tasks.py             the three task objects (model, loss, metrics, what "best" means)
+trainer.py           the Trainer
+checkpoint.py        DeepSpeed checkpoints, client state, keep-last-K, export
+metrics.py           TensorBoard + metrics.jsonl + progress bar + warnings
+flops.py             analytic FLOPs and MFU
+cli.py, __main__.py  the commands
+"""

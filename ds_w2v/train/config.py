@@ -1,0 +1,293 @@
+"""The typed configuration of a training run, loaded from YAML recipes.
+
+Precedence: dataclass defaults < recipe file (and its ``parent`` chain) < ``key=value`` on the
+command line (dotted keys: ``optim.lr=1e-4``, ``model.overrides.encoder_layers=6``).
+Everything is validated before any process group starts; an error names the key.
+
+Batch arithmetic (fairseq's ``max_tokens`` x ``update_freq`` x GPUs, in audio-seconds):
+
+    global_batch_s = data.batch_s x world_size x gradient_accumulation
+    # BASE pretraining: 87.5 s (1.4M samples) x 64 GPUs x 1 = 5,600 audio-s per update;
+    # on 8 GPUs the same recipe accumulates 8 micro-batches per update.
+
+``resolve_batch`` turns it into DeepSpeed's integers (one duration-filled batch counts as one
+DeepSpeed micro-batch), so no ``"auto"`` ever reaches DeepSpeed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASKS = ("pretrain", "ctc", "cls")
+PRECISIONS = ("fp32", "bf16", "fp16")
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "tiny"
+    """Size preset (tiny, small, medium, original, large) for a fresh model."""
+    init: str | None = None
+    """Start from this model instead: a ds_w2v model file, an HF wav2vec2 folder, or a run
+    directory (its best checkpoint, else its latest). Fine-tuning from pretraining does this."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Wav2Vec2Config fields to change (dropouts, masking, LayerDrop, ...)."""
+
+
+@dataclass
+class DataConfig:
+    shards: str = ""
+    """Prepared directory (holds dataset.json) made by ``ds-w2v prepare``."""
+    train_split: str = "train"
+    dev_split: str | None = "dev"
+    test_split: str | None = "test"
+    batch_s: float = 87.5
+    """Audio-seconds per device micro-batch, padded size (fairseq max_tokens 1.4M / 16 kHz)."""
+    max_sample_size: int = 250_000
+    """Pretraining crop cap in samples (15.6 s, fairseq)."""
+    min_duration_s: float = 0.0
+    max_duration_s: float | None = None
+    num_workers: int = 0
+    shuffle_buffer: int = 256
+    fill: float = 0.85
+    """Expected batch fill, used to count batches per epoch from the index."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    clip_norm: float = 10.0
+    """Gradient clipping (global L2 norm), written into the DeepSpeed config; 0 disables it."""
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "polynomial"
+    """``polynomial``: linear warm-up then linear decay to ``end_lr`` (fairseq polynomial_decay,
+    power 1); ``tri_stage``: warm-up / hold / exponential decay (fairseq tri_stage, fine-tuning)."""
+    warmup_updates: int = 32_000
+    phase_ratio: tuple[float, float, float] = (0.1, 0.4, 0.5)
+    """tri_stage: fractions of max_updates for warm-up, hold, decay."""
+    init_lr_scale: float = 0.01
+    final_lr_scale: float = 0.05
+    end_lr: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    task: str = "pretrain"
+    run_dir: str = "runs/run"
+    seed: int = 1
+    precision: str | None = None
+    """None: as the DeepSpeed config says; else fp32, bf16 (bf16 weights and activations, fp32
+    master weights) or fp16 (dynamic loss scaling), overriding it. The objective, norms and
+    quantizer always run in fp32."""
+    deepspeed_config: str = "ds_configs/zero2.json"
+    max_updates: int = 400_000
+    global_batch_s: float = 5_600.0
+    """Audio-seconds per optimizer update over all ranks (see the module docstring)."""
+    log_every: int = 10
+    eval_every: int = 1_000
+    save_every: int = 1_000
+    keep_last: int = 3
+    max_bad_updates: int = 5
+    """Consecutive non-finite updates after which the run stops (the last checkpoint stays)."""
+    freeze_transformer_updates: int = 0
+    """Fine-tuning: only the head trains for this many updates (fairseq base_10h: 10,000)."""
+    activation_checkpointing: list[int] | str | None = None
+    """Encoder blocks whose activations are recomputed in backward: a list of indices or "all"."""
+    eval_max_batches: int | None = None
+    """Cap on dev batches per evaluation (None: the whole split)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def validate(self) -> None:
+        """Checks that need no process group; raises ValueError naming the key."""
+        def bad(key: str, msg: str):
+            raise ValueError(f"config key {key}: {msg}")
+
+        if self.task not in TASKS:
+            bad("task", f"{self.task!r} is not one of {', '.join(TASKS)}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not self.data.shards:
+            bad("data.shards", "is required (a directory made by `ds-w2v prepare`)")
+        if self.data.batch_s <= 0:
+            bad("data.batch_s", "must be > 0")
+        if self.global_batch_s <= 0:
+            bad("global_batch_s", "must be > 0")
+        if self.max_updates < 1:
+            bad("max_updates", "must be >= 1")
+        for key in ("log_every", "eval_every", "save_every", "keep_last", "max_bad_updates"):
+            if getattr(self, key) < 1:
+                bad(key, "must be >= 1")
+        if self.schedule.kind not in ("polynomial", "tri_stage"):
+            bad("schedule.kind", f"{self.schedule.kind!r} is not polynomial or tri_stage")
+        if self.schedule.kind == "tri_stage" and abs(sum(self.schedule.phase_ratio) - 1.0) > 1e-6:
+            bad("schedule.phase_ratio", f"must sum to 1, got {self.schedule.phase_ratio}")
+        ac = self.activation_checkpointing
+        if ac is not None and ac != "all" and not (isinstance(ac, list) and all(isinstance(i, int) for i in ac)):
+            bad("activation_checkpointing", f"must be a list of block indices or 'all', got {ac!r}")
+        if self.task != "pretrain" and self.data.dev_split is None:
+            pass  # allowed: no evaluation, the last checkpoint is the result
+
+
+def resolve_batch(config: TrainConfig, world_size: int) -> int:
+    """Gradient accumulation steps for ``world_size`` ranks; refuses a batch that does not divide."""
+    per_update = config.data.batch_s * world_size
+    accum = config.global_batch_s / per_update
+    if accum < 1 - 1e-9 or abs(accum - round(accum)) > 1e-6:
+        raise ValueError(
+            f"config key global_batch_s: {config.global_batch_s:g} audio-s is not a whole multiple of "
+            f"data.batch_s x world_size = {config.data.batch_s:g} x {world_size} = {per_update:g}"
+        )
+    return int(round(accum))
+
+
+# --- loading ----------------------------------------------------------------------------------
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check (and gently convert) ``value`` against a type hint; errors name ``key``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"config key {key}: bad value {value!r}")
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ValueError(f"config key {key}: expected a mapping, got {type(value).__name__}")
+        return _build(hint, value, key + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError(f"config key {key}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"config key {key}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"config key {key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"config key {key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ValueError(f"config key {key}: expected an integer, got {value!r}")
+        return int(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"config key {key}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"config key {key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls, data: dict[str, Any], prefix: str = ""):
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"config key {prefix}{unknown[0]}: unknown (known: {', '.join(sorted(names))})")
+    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "overrides":
+            out[k] = _merge(out[k], v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe path as given, or a shipped recipe by name (``pretrain_tiny``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = RECIPE_DIR / (name_or_path if name_or_path.endswith(".yaml") else name_or_path + ".yaml")
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(x.stem for x in RECIPE_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"{name_or_path}: no such recipe file (shipped recipes: {known})")
+
+
+def read_recipe(path: str | Path, _seen: tuple = ()) -> dict:
+    """The recipe as a dict, with its ``parent`` chain merged in (parent first)."""
+    path = find_recipe(str(path))
+    if path.resolve() in _seen:
+        raise ValueError(f"{path}: recipe parent cycle")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a recipe must be a mapping")
+    parent = data.pop("parent", None)
+    if parent:
+        ppath = Path(parent) if Path(parent).is_absolute() else path.parent / parent
+        data = _merge(read_recipe(ppath if ppath.is_file() else parent, _seen + (path.resolve(),)), data)
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {item!r}: expected key=value")
+    value = yaml.safe_load(raw) if raw != "" else ""
+    return key.split("."), value
+
+
+def load_config(recipe: str | Path | None = None, overrides: list[str] = (), **fields: Any) -> TrainConfig:
+    """Defaults < recipe < ``overrides`` (``key=value`` strings) < ``fields`` (a dict merge)."""
+    data = read_recipe(recipe) if recipe else {}
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part} is not a section")
+        node[path[-1]] = value
+    data = _merge(data, fields)
+    config = _build(TrainConfig, data)
+    config.validate()
+    return config
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,89 @@
+"""Turn a shipped DeepSpeed JSON (ZeRO stage, offload, optimizer implementation) plus the run's
+config into the dict handed to ``deepspeed.initialize``: batch integers from the audio-seconds
+arithmetic, precision, gradient clipping and optimizer hyper-parameters from the recipe. No
+``"auto"`` value survives; a combination DeepSpeed would reject later is refused here, first.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig, resolve_batch
+
+DS_CONFIG_DIR = Path(__file__).resolve().parents[2] / "ds_configs"
+
+
+def find_ds_config(path: str) -> Path:
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = DS_CONFIG_DIR / p.name
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"config key deepspeed_config: {path}: no such file")
+
+
+def read_ds_config(path: str) -> dict[str, Any]:
+    p = find_ds_config(path)
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config key deepspeed_config: {p}: not valid JSON ({e})") from None
+
+
+def _no_auto(d: Any, path: str = "") -> None:
+    if isinstance(d, dict):
+        for k, v in d.items():
+            _no_auto(v, f"{path}.{k}" if path else k)
+    elif d == "auto":
+        raise ValueError(f"config key deepspeed_config: {path} is \"auto\"; give a value")
+
+
+def resolved_precision(config: TrainConfig, ds: dict[str, Any]) -> str:
+    """The recipe's ``precision`` when set, else what the DeepSpeed JSON enables."""
+    if config.precision is not None:
+        return config.precision
+    if ds.get("fp16", {}).get("enabled"):
+        return "fp16"
+    if ds.get("bf16", {}).get("enabled"):
+        return "bf16"
+    return "fp32"
+
+
+def build_ds_config(config: TrainConfig, world_size: int, device_type: str) -> dict[str, Any]:
+    ds = read_ds_config(config.deepspeed_config)
+    accum = resolve_batch(config, world_size)
+    # one duration-filled batch is one DeepSpeed micro-batch
+    ds["train_micro_batch_size_per_gpu"] = 1
+    ds["gradient_accumulation_steps"] = accum
+    ds["train_batch_size"] = accum * world_size
+    ds["gradient_clipping"] = config.optim.clip_norm
+    ds.setdefault("steps_per_print", 10**9)  # our logger reports; keep DeepSpeed quiet
+    precision = resolved_precision(config, ds)
+    fp16 = ds.pop("fp16", None) if precision != "fp16" else ds.get("fp16")
+    if precision == "fp16":
+        if device_type == "cpu":
+            raise ValueError("config key precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
+        if not (fp16 or {}).get("enabled"):
+            ds["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000,
+                          "hysteresis": 2, "min_loss_scale": 1}  # dynamic loss scaling
+    ds.pop("bf16", None)
+    if precision == "bf16":
+        # skip (not apply) an update whose gradients are not finite
+        ds["bf16"] = {"enabled": True, "check_grad_overflow": True}
+    if "optimizer" in ds:
+        params = ds["optimizer"].setdefault("params", {})
+        params.update(lr=config.optim.lr, betas=list(config.optim.betas), eps=config.optim.eps,
+                      weight_decay=config.optim.weight_decay)
+    zero = ds.get("zero_optimization", {})
+    if zero.get("offload_optimizer", {}).get("device") == "cpu" and "optimizer" not in ds:
+        raise ValueError("config key deepspeed_config: optimizer offload needs an \"optimizer\" block (DeepSpeedCPUAdam)")
+    if device_type == "cpu" and "optimizer" in ds:
+        raise ValueError(
+            f"config key deepspeed_config: {config.deepspeed_config} names a GPU optimizer; on CPU use ds_configs/cpu.json"
+        )
+    if "optimizer" not in ds:
+        ds["zero_allow_untested_optimizer"] = True  # the trainer passes torch's fused AdamW
+    _no_auto(ds)
+    return ds

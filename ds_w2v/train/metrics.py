@@ -1,0 +1,92 @@
+"""Run monitoring from rank 0: TensorBoard (namespaced tags), one JSON line per logged update in
+``RUN_DIR/metrics.jsonl``, a tqdm bar, and warnings when pretraining looks broken.
+
+Tags: ``train/*`` (loss and its parts, perplexities, temperature, accuracy), ``opt/*`` (lr,
+grad_norm, loss_scale), ``perf/*`` (audio_s_per_s, update_s, mfu), ``dev/*`` and ``test/*``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+log = logging.getLogger("ds_w2v.train")
+
+
+class MetricsLogger:
+    def __init__(self, run_dir: Path, enabled: bool, total_updates: int, start_update: int = 0,
+                 num_negatives: int = 100, num_codes: int = 640):
+        self.enabled = enabled
+        self.writer = None
+        self.bar = None
+        self.jsonl = None
+        self.chance = math.log(num_negatives + 1)  # loss per masked frame of a model that guesses
+        self.collapse_ppl = max(2.0, 0.02 * num_codes)  # code perplexity under 2 % of G*V
+        self._warned: dict[str, int] = {}
+        if not enabled:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=start_update or None)
+        except ImportError:  # tensorboard is a dependency, but never fail a run over monitoring
+            log.warning("tensorboard is not installed: no TensorBoard logs")
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_updates, initial=start_update, desc="updates", dynamic_ncols=True,
+                        disable=None)  # disable=None: no bar when stdout is not a terminal (CI, logs)
+
+    def log(self, update: int, figures: dict[str, float]) -> None:
+        """``figures``: {"train/loss": ..., "perf/audio_s_per_s": ...}; NaN-safe."""
+        if not self.enabled:
+            return
+        clean = {k: float(v) for k, v in figures.items() if v is not None}
+        if self.writer is not None:
+            for k, v in clean.items():
+                self.writer.add_scalar(k, v, update)
+        self.jsonl.write(json.dumps({"update": update, "time": round(time.time(), 3), **clean}) + "\n")
+        self.jsonl.flush()
+        if self.bar is not None:
+            post = {k.split("/")[-1]: f"{v:.3g}" for k, v in clean.items()
+                    if k in ("train/loss", "perf/audio_s_per_s", "dev/wer", "dev/acc")}
+            self.bar.set_postfix(post, refresh=False)
+        self._check(update, clean)
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def _warn_once_per(self, key: str, update: int, every: int, msg: str) -> None:
+        last = self._warned.get(key)
+        if last is None or update - last >= every:
+            self._warned[key] = update
+            log.warning(msg)
+
+    def _check(self, update: int, f: dict[str, float]) -> None:
+        c = f.get("train/contrastive")
+        if c is not None and update >= 100 and abs(c - self.chance) < 0.02 * self.chance:
+            self._warn_once_per("chance", update, 1000,
+                                f"update {update}: contrastive loss {c:.3f} is at chance (ln(K+1) = {self.chance:.3f}): "
+                                "the model is not learning (check lr, masking, data)")
+        ppl = f.get("train/code_ppl")
+        if ppl is not None and update >= 100 and ppl < self.collapse_ppl:
+            self._warn_once_per("collapse", update, 1000,
+                                f"update {update}: code perplexity {ppl:.1f} < {self.collapse_ppl:.1f}: the codebook is "
+                                "collapsing (raise diversity_weight or the Gumbel temperature)")
+
+    def text(self, tag: str, text: str, update: int) -> None:
+        if self.enabled and self.writer is not None:
+            self.writer.add_text(tag, text, update)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        self.jsonl.close()
