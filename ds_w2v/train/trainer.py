@@ -127,7 +127,6 @@ class Trainer:
 
         # -- state -------------------------------------------------------------------------------
         self.update = 0
-        self.epoch = 0
         self.bad_in_a_row = 0
         self.bad_total = 0
         self.best: float | None = None
@@ -191,7 +190,6 @@ class Trainer:
         if client.get("task") not in (None, self.config.task):
             raise ValueError(f"run_dir: {self.run_dir} holds a {client.get('task')} run, not {self.config.task}")
         self.update = int(client["update"])
-        self.epoch = int(client["epoch"])
         self.loader.load_state_dict(client["data"])
         self.best, self.best_update = client.get("best"), client.get("best_update")
         self.bad_total, self.bad_in_a_row = client.get("bad_total", 0), client.get("bad_in_a_row", 0)
@@ -202,16 +200,18 @@ class Trainer:
             log.info("resumed %s at update %d (epoch %d)", self.run_dir, self.update, self.epoch)
 
     # -- data ------------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self.loader.epoch  # the loader moves to the next epoch itself, resumable
+
     def _next_batch(self):
         while True:
             if self._iter is None:
-                self.loader.set_epoch(self.epoch)
                 self._iter = iter(self.loader)
             try:
                 return next(self._iter)
             except StopIteration:
                 self._iter = None
-                self.epoch += 1
 
     # -- one update ------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float] | None:

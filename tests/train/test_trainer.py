@@ -1,0 +1,106 @@
+"""The DeepSpeed trainer on CPU (one process, gloo): each task trains, resume is exact,
+fine-tuning starts from a pretraining run and from an HF folder, export round-trips."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ds_w2v import build_model, load_model, save_model
+from ds_w2v.models.wav2vec2.interop_hf import export_hf
+from ds_w2v.train.checkpoint import export, latest_tag
+from ds_w2v.train.config import load_config
+from ds_w2v.train.trainer import Trainer
+
+pytest.importorskip("deepspeed")
+
+# a tiny, fast and deterministic run: fp32, no LayerDrop, small batches
+FAST = ["data.batch_s=12", "global_batch_s=24", "log_every=1", "eval_every=1000", "save_every=1000",
+        "data.shuffle_buffer=16", "model.overrides.encoder_layerdrop=0.0"]
+
+
+def _config(recipe, shards, run_dir, *extra):
+    return load_config(recipe, [f"data.shards={shards}", f"run_dir={run_dir}", *FAST, *extra])
+
+
+def _losses(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["update"]: r["train/loss"] for r in rows if "train/loss" in r}
+
+
+def test_pretraining_logs_checkpoints_and_exports(timit_shards, tmp_path):
+    run = tmp_path / "pt"
+    result = Trainer(_config("pretrain_tiny", timit_shards, run, "max_updates=4", "save_every=2",
+                             "eval_every=2", "keep_last=1")).train()
+    assert result["updates"] == 4 and result["skipped_updates"] == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "train/loss" in r]
+    assert [r["update"] for r in train_rows] == [1, 2, 3, 4]
+    for key in ("train/contrastive", "train/diversity", "train/feature_pen", "train/code_ppl", "train/prob_ppl",
+                "train/temp", "train/acc", "opt/lr", "opt/grad_norm", "perf/audio_s_per_s", "perf/update_s"):
+        assert all(key in r and math.isfinite(r[key]) for r in train_rows), key
+    assert any("dev/loss" in r for r in rows)
+    # the temperature follows the update counter: 2 * 0.999995 ** (update - 1) at each logged update
+    assert train_rows[-1]["train/temp"] == pytest.approx(2.0 * 0.999995**3)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert latest_tag(run) == "update_00000004"
+    tags = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("update_"))
+    assert tags == ["update_00000004"]  # keep_last=1 pruned update 2
+    model = load_model(export(run, tmp_path / "pt.pt", "update_00000004"))
+    assert model.task == "pretrain" and model._num_updates == 4
+
+
+def test_resume_reproduces_the_uninterrupted_run(timit_shards, tmp_path):
+    """N updates straight vs N/2, stop, resume -> the same loss at every update and the same
+    final parameters (CPU, fp32, tiny)."""
+    n = 6
+    straight = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "a", f"max_updates={n}"))
+    straight.train()
+    want = _losses(tmp_path / "a")
+
+    first = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", f"max_updates={n}"))
+    got = {}
+    for update in range(1, n // 2 + 1):
+        got[update] = first.train_step()["train/loss"]
+    first.save()
+    del first  # "killed": nothing but the checkpoint survives
+    resumed = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", f"max_updates={n}"))
+    assert resumed.update == n // 2
+    resumed.train()
+    got.update({u: v for u, v in _losses(tmp_path / "b").items() if u > n // 2})
+    assert got == want  # bit-exact, every update
+    a, b = straight.module.state_dict(), resumed.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctc_finetuning_from_a_pretraining_run(timit_shards, tmp_path):
+    Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "pt", "max_updates=2")).train()
+    run = tmp_path / "ctc"
+    result = Trainer(_config("finetune_ctc_tiny", timit_shards, run, "max_updates=3", f"model.init={tmp_path / 'pt'}",
+                             "freeze_transformer_updates=1", "eval_every=3", "eval_max_batches=2")).train()
+    assert result["task"] == "ctc" and result["updates"] == 3
+    assert set(result["test"]) == {"loss", "wer", "cer"} and 0 <= result["test"]["cer"]
+    model = load_model(export(run, tmp_path / "ctc.pt"))
+    pre = load_model(export(tmp_path / "pt", tmp_path / "pt.pt"))
+    # the conv encoder is frozen in fine-tuning: identical to the pretrained one
+    conv = "wav2vec2.feature_extractor.conv_layers.1.conv.weight"
+    assert torch.equal(model.state_dict()[conv], pre.state_dict()[conv])
+    assert model.vocab.to_dict() == json.loads((timit_shards / "dataset.json").read_text())["vocab"]
+
+
+def test_classification_from_an_hf_folder(ravdess_shards, tmp_path):
+    torch.manual_seed(0)
+    export_hf(build_model("tiny", "pretrain"), tmp_path / "hf")
+    result = Trainer(_config("finetune_cls_tiny", ravdess_shards, tmp_path / "cls", "max_updates=3",
+                             f"model.init={tmp_path / 'hf'}", "freeze_transformer_updates=0", "eval_every=3")).train()
+    assert result["task"] == "cls" and set(result["test"]) == {"loss", "acc", "f1"}
+    assert result["best_update"] == 3
+
+
+def test_ctc_vocabulary_mismatch_is_refused(timit_shards, tmp_path):
+    other = build_model("tiny", "ctc", vocab=["<pad>", "<s>", "</s>", "<unk>", "|", "x", "y"])
+    save_model(other, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="vocabulary .* differs from the data's"):
+        Trainer(_config("finetune_ctc_tiny", timit_shards, tmp_path / "r", f"model.init={tmp_path / 'other.pt'}"))
