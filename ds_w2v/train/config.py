@@ -16,6 +16,7 @@ DeepSpeed micro-batch), so no ``"auto"`` ever reaches DeepSpeed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,22 @@ import yaml
 TASKS = ("pretrain", "ctc", "cls")
 PRECISIONS = ("fp32", "bf16", "fp16")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` / ``1e3`` as floats (YAML 1.1 wants ``1.0e-4``),
+    so ``optim.lr=1e-4`` on the command line is a number, not the string ``'1e-4'``."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)
 
 
 @dataclass
@@ -135,6 +152,12 @@ class TrainConfig:
             bad("schedule.kind", f"{self.schedule.kind!r} is not polynomial or tri_stage")
         if self.schedule.kind == "tri_stage" and abs(sum(self.schedule.phase_ratio) - 1.0) > 1e-6:
             bad("schedule.phase_ratio", f"must sum to 1, got {self.schedule.phase_ratio}")
+        if self.schedule.kind == "tri_stage":
+            # the exponential decay works in log(final_lr / lr): both must be > 0
+            if self.optim.lr <= 0:
+                bad("optim.lr", f"must be > 0 for the tri_stage schedule, got {self.optim.lr}")
+            if self.schedule.final_lr_scale <= 0:
+                bad("schedule.final_lr_scale", f"must be > 0 (exponential decay), got {self.schedule.final_lr_scale}")
         ac = self.activation_checkpointing
         if ac is not None and ac != "all" and not (isinstance(ac, list) and all(isinstance(i, int) for i in ac)):
             bad("activation_checkpointing", f"must be a list of block indices or 'all', got {ac!r}")
@@ -252,7 +275,7 @@ def read_recipe(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise ValueError(f"{path}: recipe parent cycle")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -268,7 +291,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key:
         raise ValueError(f"override {item!r}: expected key=value")
-    value = yaml.safe_load(raw) if raw != "" else ""
+    try:
+        value = _yaml_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        raise ValueError(f"config key {key}: value {raw!r} is not valid YAML ({str(e).splitlines()[0]})") from None
     return key.split("."), value
 
 

@@ -65,6 +65,20 @@ def ctc_loss(logits: torch.Tensor, frame_lengths: torch.Tensor, targets: torch.T
                       reduction="sum", zero_infinity=True)
 
 
+class LayerWeightedSum(nn.Module):
+    """softmax(w)-weighted sum of the transformer input and every block's output (SUPERB)."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.full((num_layers,), 1.0 / num_layers))
+
+    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
+        if len(states) != self.weights.numel():  # LayerDrop skipped blocks
+            raise RuntimeError("use_weighted_layer_sum needs encoder_layerdrop = 0")
+        w = torch.softmax(self.weights, dim=-1)
+        return (torch.stack(states, dim=0) * w[:, None, None, None]).sum(0)
+
+
 class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
     task = "cls"
 
@@ -75,7 +89,7 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
         self.labels = list(labels)
         num_layers = config.encoder_layers + 1  # the transformer input + every block's output
         if config.use_weighted_layer_sum:
-            self.layer_weights = nn.Parameter(torch.full((num_layers,), 1.0 / num_layers))
+            self.layer_weighting = LayerWeightedSum(num_layers)
         self.dropout = nn.Dropout(config.final_dropout)
         self.projector = nn.Linear(config.encoder_embed_dim, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, len(self.labels))
@@ -93,10 +107,7 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
         weighted = self.config.use_weighted_layer_sum
         out = self._backbone(waveform, lengths, mask_time=mask, update=self._num_updates, return_all_layers=weighted)
         if weighted:
-            if len(out.hidden_states) != self.layer_weights.numel():  # LayerDrop skipped blocks
-                raise RuntimeError("use_weighted_layer_sum needs encoder_layerdrop = 0")
-            w = torch.softmax(self.layer_weights, dim=-1)
-            hidden = (torch.stack(out.hidden_states, dim=0) * w[:, None, None, None]).sum(0)
+            hidden = self.layer_weighting(out.hidden_states)
         else:
             hidden = out.last_hidden_state
         h = self.projector(self.dropout(hidden))  # [B, T, P]

@@ -59,5 +59,5 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.uniform_(module.codevectors)
             elif hasattr(module, "mask_emb"):
                 nn.init.uniform_(module.mask_emb)
-            elif hasattr(module, "layer_weights"):
-                nn.init.constant_(module.layer_weights, 1.0 / module.layer_weights.numel())
+            elif type(module).__name__ == "LayerWeightedSum":
+                nn.init.constant_(module.weights, 1.0 / module.weights.numel())

@@ -45,7 +45,7 @@ KEY_TABLE: list[tuple[str, str]] = [
     (r"final_proj\.(weight|bias)", r"project_hid.\1"),
     (r"lm_head\.(weight|bias)", r"lm_head.\1"),
     (r"(projector|classifier)\.(weight|bias)", r"\1.\2"),
-    (r"layer_weights", "layer_weights"),
+    (r"layer_weighting\.weights", "layer_weights"),
 ]
 _NOT_EXPORTED = ("num_updates",)
 _ARCHITECTURES = {"pretrain": "Wav2Vec2ForPreTraining", "ctc": "Wav2Vec2ForCTC", "cls": "Wav2Vec2ForSequenceClassification"}

@@ -10,6 +10,7 @@ both) and input validation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -46,8 +47,7 @@ class Wav2Vec2Output:
     mask_time: torch.Tensor | None = None  # [B, T] bool, frames that were masked
 
 
-@dataclass
-class BackboneOutput:
+class BackboneOutput(NamedTuple):  # a tuple, so ZeRO-3's backward hooks see its tensors
     last_hidden_state: torch.Tensor
     frame_lengths: torch.Tensor
     frame_mask: torch.Tensor | None  # None when no utterance is padded

@@ -15,15 +15,14 @@ lookup is a [N, G, V] x [G, V, d] contraction, not HF's [N, G*V, d] broadcast pr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-@dataclass
-class QuantizerOutput:
+class QuantizerOutput(NamedTuple):  # a tuple, so ZeRO-3's backward hooks see its tensors
     quantized: torch.Tensor  # [N, latent_dim]
     codes: torch.Tensor  # [N, G] chosen entry per codebook
     code_perplexity: torch.Tensor  # scalar, summed over groups
@@ -36,11 +35,19 @@ def _perplexity(probs: torch.Tensor) -> torch.Tensor:
     return torch.exp(-torch.xlogy(avg, avg).sum(dim=-1)).sum()
 
 
+class Fp32Linear(nn.Linear):
+    """A Linear computed in fp32 whatever the weights' and input's dtype (bf16 under DeepSpeed)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight.float(), self.bias.float())
+
+
 class GumbelQuantizer(nn.Module):
     def __init__(self, in_dim: int, num_vars: int, groups: int, latent_dim: int):
         super().__init__()
         self.num_vars, self.groups = num_vars, groups
-        self.weight_proj = nn.Linear(in_dim, groups * num_vars)
+        self.weight_proj = Fp32Linear(in_dim, groups * num_vars)  # a module call: ZeRO-3 gathers it
         # initialised by init.init_weights: weight_proj N(0, 1) with zero bias, codebook U(0, 1)
         self.codevectors = nn.Parameter(torch.empty(groups, num_vars, latent_dim // groups))
 
@@ -48,8 +55,7 @@ class GumbelQuantizer(nn.Module):
         """x [N, in_dim] -> quantized [N, latent_dim]."""
         n = x.shape[0]
         with torch.autocast(device_type=x.device.type, enabled=False):
-            logits = F.linear(x.float(), self.weight_proj.weight.float(), self.weight_proj.bias.float())
-            logits = logits.view(n, self.groups, self.num_vars)
+            logits = self.weight_proj(x).view(n, self.groups, self.num_vars)
             codes = logits.argmax(dim=-1)  # [N, G]
             hard = F.one_hot(codes, self.num_vars).float()
             prob_ppl = _perplexity(torch.softmax(logits, dim=-1))

@@ -68,7 +68,7 @@ def test_classification_logits_match_hf(variant, weighted):
     model = build_model("tiny", "cls", num_labels=8, use_weighted_layer_sum=weighted, **VARIANTS[variant]).eval()
     if weighted:  # non-uniform layer weights, so a wrong layer order would show
         with torch.no_grad():
-            model.layer_weights.copy_(torch.linspace(-1.0, 1.0, model.layer_weights.numel()))
+            model.layer_weighting.weights.copy_(torch.linspace(-1.0, 1.0, model.layer_weighting.weights.numel()))
     hf = hf_twin(model)
     x, lengths = padded_batch(LENGTHS, seed=2)
     with torch.no_grad():
