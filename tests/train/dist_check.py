@@ -17,7 +17,7 @@ p.add_argument("--ds", required=True)
 args = p.parse_args()
 
 config = load_config("pretrain_tiny", [f"data.shards={args.shards}", f"run_dir={args.out}/run", f"deepspeed_config={args.ds}",
-                                       "data.batch_s=12", "global_batch_s=48", "max_updates=3", "log_every=1",
+                                       "precision=fp32", "data.batch_s=12", "global_batch_s=48", "max_updates=3", "log_every=1",
                                        "eval_every=1000", "save_every=1000", "model.overrides.encoder_layerdrop=0.1"])
 trainer = Trainer(config, args.local_rank)
 result = trainer.train()

@@ -251,6 +251,23 @@ def test_every_ds_config_is_expected():
 
 
 @pytest.mark.parametrize("ds_path", DS_CONFIGS, ids=lambda p: p.name)
+def test_shipped_ds_config_file_says_what_runs(ds_path):
+    # the JSON a reader opens names the stage, offload and precision the run gets
+    stage, offload, precision = DS_EXPECTED[ds_path.stem]
+    raw = json.loads(ds_path.read_text())
+    assert raw["zero_optimization"]["stage"] == stage
+    assert (raw["zero_optimization"].get("offload_optimizer", {}).get("device") == "cpu") == offload
+    assert _find_auto(raw) == []
+    if precision == "bf16":
+        assert raw["bf16"] == {"enabled": True, "check_grad_overflow": True} and "fp16" not in raw
+    elif precision == "fp16":
+        assert raw["fp16"]["enabled"] is True and raw["fp16"]["loss_scale"] == 0 and "bf16" not in raw
+    else:
+        assert "bf16" not in raw and "fp16" not in raw
+    assert ("optimizer" in raw) == (_device(ds_path) == "cuda")
+
+
+@pytest.mark.parametrize("ds_path", DS_CONFIGS, ids=lambda p: p.name)
 def test_shipped_ds_config_builds(ds_path):
     stage, offload, precision = DS_EXPECTED[ds_path.stem]
     device = _device(ds_path)

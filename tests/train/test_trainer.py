@@ -17,7 +17,7 @@ from ds_w2v.train.trainer import Trainer
 pytest.importorskip("deepspeed")
 
 # a tiny, fast and deterministic run: fp32, no LayerDrop, small batches
-FAST = ["data.batch_s=12", "global_batch_s=24", "log_every=1", "eval_every=1000", "save_every=1000",
+FAST = ["precision=fp32", "data.batch_s=12", "global_batch_s=24", "log_every=1", "eval_every=1000", "save_every=1000",
         "data.shuffle_buffer=16", "model.overrides.encoder_layerdrop=0.0"]
 
 
