@@ -21,7 +21,7 @@ from ds_w2v.train.config import (
     read_recipe,
     resolve_batch,
 )
-from ds_w2v.train.deepspeed_config import DS_CONFIG_DIR, build_ds_config
+from ds_w2v.train.deepspeed_config import DS_CONFIG_DIR, build_ds_config, read_ds_config, resolved_precision
 
 SHARDS = "data.shards=/x"
 RECIPES = sorted(RECIPE_DIR.glob("*.yaml"))
@@ -217,10 +217,10 @@ def test_demo_recipes_run_on_one_cpu_process(name):
     c = load_config(name, [SHARDS])
     assert c.model.preset == "tiny"
     assert Path(c.deepspeed_config).name == "cpu.json"
-    assert c.precision is None
+    assert c.precision == "bf16"  # the recipe's, over cpu.json's fp32
     assert resolve_batch(c, 1) == 2 and c.data.batch_s == 32.0  # 32 s x 2 = 64 audio-s
     ds = build_ds_config(c, 1, "cpu")
-    assert "fp16" not in ds and "bf16" not in ds  # fp32
+    assert ds["bf16"] == {"enabled": True, "check_grad_overflow": True} and "fp16" not in ds
     assert c.max_updates <= 300
     assert c.freeze_transformer_updates < c.max_updates
     if c.task != "pretrain":
@@ -241,9 +241,10 @@ DS_EXPECTED = {
 
 
 def _ds_run_config(ds_path: Path, *overrides: str) -> TrainConfig:
-    # the CPU configs with the CPU demo recipe, the GPU ones with BASE pretraining
+    # the CPU configs with the CPU demo recipe, the GPU ones with BASE pretraining; precision=null:
+    # as the DeepSpeed JSON says (the demo recipes set bf16), unless ``overrides`` set it again
     recipe = "pretrain_tiny" if _device(ds_path) == "cpu" else "pretrain_original"
-    return load_config(recipe, [SHARDS, f"deepspeed_config={ds_path}", *overrides])
+    return load_config(recipe, [SHARDS, f"deepspeed_config={ds_path}", "precision=null", *overrides])
 
 
 def test_every_ds_config_is_expected():
@@ -333,7 +334,8 @@ def test_gpu_ds_configs_refused_on_cpu():
         build_ds_config(load_config("pretrain_tiny", [SHARDS, "deepspeed_config=ds_configs/zero2.json"]), 1, "cpu")
     # its fp16 is refused first, naming precision
     with pytest.raises(ValueError, match=r"^config key precision:"):
-        build_ds_config(load_config("pretrain_tiny", [SHARDS, "deepspeed_config=zero2_fp16.json"]), 1, "cpu")
+        build_ds_config(load_config("pretrain_tiny", [SHARDS, "deepspeed_config=zero2_fp16.json", "precision=null"]),
+                        1, "cpu")
 
 
 @pytest.mark.parametrize("body, match", [
@@ -594,3 +596,18 @@ def test_loading_does_not_share_state():
     a = load_config("finetune_ctc_tiny", [SHARDS, "model.overrides.encoder_layers=2"])
     b = load_config("finetune_ctc_tiny", [SHARDS])
     assert "encoder_layers" in a.model.overrides and "encoder_layers" not in b.model.overrides
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_shipped_recipe_passes_deepspeed_parser(recipe):
+    # the recipe's own combination (demo recipes: bf16 on cpu.json; CTC: no clipping), world size 1
+    dsc = pytest.importorskip("deepspeed.runtime.config")
+    config = load_config(recipe, [SHARDS])
+    ds_path = DS_CONFIG_DIR / Path(config.deepspeed_config).name
+    parsed = dsc.DeepSpeedConfig(build_ds_config(config, 1, _device(ds_path)))
+    assert parsed.gradient_accumulation_steps == resolve_batch(config, 1)
+    assert parsed.gradient_clipping == config.optim.clip_norm
+    precision = resolved_precision(config, read_ds_config(str(ds_path)))
+    assert precision == ("bf16" if recipe.stem.endswith("tiny") or "zero" in ds_path.stem else "fp32")
+    assert parsed.bfloat16_config.enabled == (precision == "bf16")
+    assert parsed.float16_config.enabled is False
