@@ -313,6 +313,7 @@ class Trainer:
         total = dict(zip(keys, self._all_reduce([sums.get(k, 0.0) for k in keys])))
         self.engine.train()
         ckpt.set_rng_state(rng)
+        self.last_eval_sums = total
         return self.task.eval_metrics(total) if total.get("n", 0) > 0 else {}
 
     def _eval_dev(self) -> None:
@@ -364,6 +365,8 @@ class Trainer:
                 ckpt.load(self.engine, self.run_dir, "best")
             test = self.evaluate(self.test_index)
             result["test"] = test
+            if hasattr(self.task, "confusion"):
+                result["test_confusion"] = {"labels": self.task.labels, "matrix": self.task.confusion(self.last_eval_sums)}
             self.logger.log(self.update, {f"test/{k}": v for k, v in test.items()})
         if self.is_rank0:
             import json
