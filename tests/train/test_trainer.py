@@ -104,3 +104,16 @@ def test_ctc_vocabulary_mismatch_is_refused(timit_shards, tmp_path):
     save_model(other, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="vocabulary .* differs from the data's"):
         Trainer(_config("finetune_ctc_tiny", timit_shards, tmp_path / "r", f"model.init={tmp_path / 'other.pt'}"))
+
+
+def test_activation_checkpointing_gives_the_same_updates(timit_shards, tmp_path):
+    """Recomputing encoder blocks in backward changes memory, not results (RNG state is replayed)."""
+    plain = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "plain", "max_updates=2"))
+    plain.train()
+    ckpt = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "ac", "max_updates=2",
+                           "activation_checkpointing=all"))
+    assert ckpt.module.wav2vec2.encoder.checkpoint_layers == {0, 1, 2, 3}
+    ckpt.train()
+    assert _losses(tmp_path / "plain") == _losses(tmp_path / "ac")
+    a, b = plain.module.state_dict(), ckpt.module.state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
