@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                                        ("random init, 10 %", small, None)):
                 tag = name.replace(" ", "").replace(",", "_").replace("%", "pct")
                 print(f"[{size}] ablation: CTC {name}", flush=True)
-                over = [f"data.shards={shards}", *extra["ctc"]] + ([f"model.init={init}"] if init else [])
+                # from scratch every parameter trains: the recipe's frozen conv encoder only makes
+                # sense for a pretrained one
+                over = [f"data.shards={shards}", *extra["ctc"]] + (
+                    [f"model.init={init}"] if init else ["model.overrides.feature_grad_mult=1.0"])
                 res, _ = _run("finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over, runs / f"{size}_ctc_{tag}.log")
                 ablation[size][name] = res
     from .report import write_report

@@ -149,8 +149,9 @@ def write_report(rows: dict, ablation: dict, results: Path, total_s: float) -> s
             t = res.get("test", {})
             lines.append(f"| {name} | {_pct(t.get('wer'))} | {_pct(t.get('cer'))} | {t.get('loss', float('nan')):.3f} | "
                          f"{_pct(res.get('best_dev'))} |")
-        lines += ["", "Same recipe and number of updates in every row; \"10 %\" keeps a seeded tenth of the",
-                  "training utterances (dev and test whole).", ""]
+        lines += ["", "Same recipe and number of updates in every row, except that from random initialisation the",
+                  "conv feature encoder trains too (the recipe freezes it, which only makes sense when it is",
+                  "pretrained); \"10 %\" keeps a seeded tenth of the training utterances (dev and test whole).", ""]
     lines += ["## Settings", ""]
     for size, r in rows.items():
         for kind in ("pretrain", "ctc", "cls"):

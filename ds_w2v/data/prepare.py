@@ -6,7 +6,10 @@ The contract written is :mod:`ds_w2v.data.shard_format`. Three stages:
    utterances from names and text files alone, and rejects what it can tell is bad from there;
 2. **decode** (``workers`` processes): read, check, downmix, resample to 16 kHz, encode the audio
    entry and the JSON record, in a pool whose results come back in input order;
-3. **write** (parent): splits in sorted order, utterances by id within a split, into
+3. **write** (parent): splits in sorted order, utterances within a split in a seeded pseudo-random
+   order (by a hash of their id: corpora list files speaker by speaker and class by class, and a
+   streaming shuffle buffer cannot undo that order -- batches would hold one speaker or one
+   emotion, the classic non-i.i.d. stream), into
    ``{split}-%06d.tar`` through ``webdataset.ShardWriter`` with a fixed tar mtime, owner and
    mode -- so the same input gives byte-identical shards whatever the worker count.
 
@@ -17,6 +20,7 @@ written last, so a folder without it holds no finished dataset.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -303,7 +307,7 @@ def _balanced_count(num_utterances: int, max_samples: int) -> int:
 
 
 def _deduplicate(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list[Reject]]:
-    """Utterances in write order (split, id), each id and each audio file once."""
+    """Utterances in write order (split, then hashed id), each id and each audio file once."""
     kept, rejects = [], []
     seen_ids: dict[str, str] = {}
     seen_files: dict[str, str] = {}
@@ -317,8 +321,13 @@ def _deduplicate(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list
             seen_ids[utt.id] = utt.audio
             seen_files[path] = utt.id
             kept.append(utt)
-    kept.sort(key=lambda u: (u.split, u.id))
+    kept.sort(key=lambda u: (u.split, _mix(u.id)))
     return kept, rejects
+
+
+def _mix(utt_id: str) -> str:
+    """A fixed pseudo-random position for an utterance: the same input gives the same shards."""
+    return hashlib.sha1(f"ds_w2v:{utt_id}".encode()).hexdigest()
 
 
 def _prepare_out_dir(out: Path, overwrite: bool) -> None:

@@ -529,7 +529,7 @@ def test_precedence_chain(tmp_path):
     assert TrainConfig().max_updates == 400_000  # default
     assert load_config("finetune_ctc_original", [SHARDS]).max_updates == 20_000  # recipe
     child = load_config("finetune_ctc_tiny", [SHARDS])
-    assert child.max_updates == 300  # child over parent
+    assert child.max_updates == 200  # child over parent
     assert child.schedule.kind == "tri_stage" and child.optim.eps == 1e-8  # inherited from the parent
     assert child.optim.lr == 1e-3  # the child's, not the parent's 5e-5
     cli = load_config("finetune_ctc_tiny", [SHARDS, "max_updates=7"])
@@ -587,7 +587,7 @@ def test_user_recipe_with_shipped_parent(tmp_path):
     (tmp_path / "mine2.yaml").write_text("parent: mine.yaml\nseed: 4\n")
     c = load_config(tmp_path / "mine2.yaml", [SHARDS])
     assert (c.max_updates, c.seed, c.data.batch_s) == (5, 4, 16.0)
-    assert c.data.shuffle_buffer == 64 and c.model.preset == "tiny"  # from pretrain_tiny
+    assert c.data.shuffle_buffer == 500 and c.model.preset == "tiny"  # from pretrain_tiny
     assert resolve_batch(c, 1) == 4  # 16 s x 4 = 64 audio-s
     assert read_recipe(tmp_path / "mine2.yaml")["max_updates"] == 5
 
