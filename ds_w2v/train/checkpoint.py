@@ -5,7 +5,8 @@ Layout of ``RUN_DIR``::
     model.json                 task, config and vocabulary / labels of the model (written first)
     checkpoints/update_00001000/ DeepSpeed tag directories (model + optimizer shards of every rank)
     checkpoints/best/          the best-on-dev checkpoint (fine-tuning)
-    checkpoints/latest         names the newest *complete* tag: DeepSpeed writes it after all files
+    checkpoints/latest         names the newest *complete* tag: written (atomically) after every
+                               rank's files, so a kill or a full disk mid-save leaves it unchanged
 
 The client state holds what DeepSpeed does not: update counter, epoch and stream position,
 RNG states (torch, CUDA, numpy, python), best metric, non-finite counters. Only the newest
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -45,7 +47,7 @@ def latest_tag(run_dir: Path) -> str | None:
     if not f.is_file():
         return None
     tag = f.read_text().strip()
-    return tag if (ckpt_dir(run_dir) / tag).is_dir() else None
+    return tag if tag and (ckpt_dir(run_dir) / tag).is_dir() else None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -78,8 +80,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save(engine, run_dir: Path, tag: str, client_state: dict[str, Any], keep_last: int, is_rank0: bool,
          save_latest: bool = True) -> None:
-    engine.save_checkpoint(str(ckpt_dir(run_dir)), tag=tag, client_state=client_state, save_latest=save_latest)
-    if is_rank0 and save_latest:
+    """Save ``tag``, then point ``latest`` at it. A save that fails (a full disk) removes its
+    partial tag directory and leaves ``latest`` on the previous complete checkpoint."""
+    # DeepSpeed's own ``latest`` is written by rank 0 without waiting for the other ranks' files,
+    # and by truncate-then-write; ours comes after save_checkpoint's closing barrier, by rename
+    try:
+        engine.save_checkpoint(str(ckpt_dir(run_dir)), tag=tag, client_state=client_state, save_latest=False)
+    except BaseException:
+        if is_rank0 and tag != latest_tag(run_dir):
+            shutil.rmtree(ckpt_dir(run_dir) / tag, ignore_errors=True)  # frees the space it took
+        raise
+    if not save_latest:
+        return
+    pause_s = float(os.environ.get("DS_W2V_TEST_SAVE_PAUSE_S", 0))  # tests: widen the kill window
+    if pause_s > 0:
+        import time
+
+        time.sleep(pause_s)
+    if is_rank0:
+        tmp = ckpt_dir(run_dir) / "latest.tmp"
+        tmp.write_text(tag)
+        tmp.replace(ckpt_dir(run_dir) / "latest")
         prune(run_dir, keep_last)
 
 

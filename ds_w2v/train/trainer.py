@@ -29,9 +29,10 @@ import torch
 
 from ..data.index import read_split
 from ..data.loader import StreamingLoader
+from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import StreamConfig
 from . import checkpoint as ckpt
-from .config import TrainConfig, config_to_dict, resolve_batch
+from .config import OptimConfig, TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
 from .flops import peak_flops, update_flops
 from .metrics import MetricsLogger
@@ -42,7 +43,12 @@ log = logging.getLogger("ds_w2v.train")
 
 
 class TrainingAborted(RuntimeError):
-    """Too many non-finite updates in a row; the last checkpoint is usable."""
+    """The run stopped early (non-finite updates in a row, checkpoints that cannot be written);
+    the last checkpoint (``checkpoints/latest``) is usable."""
+
+
+# the loader's skip counters, logged summed over ranks (counted since the process started)
+DATA_COUNTS = ("data/num_corrupt", *(f"data/skipped/{r}" for r in (*CORRUPTION_REASONS, TOO_SHORT, TOO_LONG)))
 
 
 def _free_port() -> int:
@@ -54,6 +60,42 @@ def _free_port() -> int:
 def world_from_env() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) as the launcher (deepspeed, torchrun) set them, or one process."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def init_distributed(device: torch.device, local_rank: int = 0) -> None:
+    """DeepSpeed's process group (nccl on GPU, gloo on CPU); without a launcher, as one process."""
+    use_cuda = device.type == "cuda"
+    if not use_cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("LOCAL_RANK", str(local_rank))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    import deepspeed
+
+    if use_cuda:
+        torch.cuda.set_device(device)
+    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+
+
+def build_engine(model: torch.nn.Module, ds_config: dict[str, Any], optim: OptimConfig, device: torch.device):
+    """``deepspeed.initialize`` over the model's trainable parameters: (engine, optimizer).
+
+    A DeepSpeed config without an ``"optimizer"`` block (the CPU ones) gets torch's fused AdamW
+    with the recipe's hyper-parameters; GPU configs name DeepSpeed's FusedAdam / CPUAdam instead.
+    ``build_ds_config`` makes ``ds_config``; ``init_distributed`` must have run."""
+    import deepspeed
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = None
+    if "optimizer" not in ds_config:
+        optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, eps=optim.eps,
+                                      weight_decay=optim.weight_decay, fused=device.type in ("cpu", "cuda"))
+    engine, optimizer, _, _ = deepspeed.initialize(
+        model=model, model_parameters=params, optimizer=optimizer, config=ds_config, dist_init_required=False
+    )
+    return engine, optimizer
 
 
 class Trainer:
@@ -74,22 +116,9 @@ class Trainer:
         self.precision = resolved_precision(config, self.ds_config)
         self.task = TASK_CLASSES[config.task](config, self.train_index)
 
-        # -- process group ---------------------------------------------------------------------
-        if not use_cuda:
-            os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        os.environ.setdefault("RANK", "0")
-        os.environ.setdefault("WORLD_SIZE", "1")
-        os.environ.setdefault("LOCAL_RANK", str(local_rank))
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
-        import deepspeed
-
-        if use_cuda:
-            torch.cuda.set_device(self.device)
-        deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+        # -- model: built before the process group, so that a model.init whose vocabulary or
+        # labels differ from the data's is refused before it too ------------------------------
         self._seed_everything(config.seed)
-
-        # -- model and engine ------------------------------------------------------------------
         init = load_init(config.model.init) if config.model.init else None
         model = self.task.build_model(init)
         if model.config.feature_grad_mult == 0.0:
@@ -102,16 +131,9 @@ class Trainer:
         if self.is_rank0:
             ckpt.write_model_meta(self.run_dir, model)
             (self.run_dir / "config.yaml").write_text(__import__("yaml").safe_dump(config_to_dict(config), sort_keys=False))
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = None
-        if "optimizer" not in self.ds_config:
-            # CPU: torch's fused AdamW (GPU configs name DeepSpeed's FusedAdam / CPUAdam instead)
-            o = config.optim
-            optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay,
-                                          fused=self.device.type in ("cpu", "cuda"))
-        self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=model, model_parameters=params, optimizer=optimizer, config=self.ds_config, dist_init_required=False
-        )
+        # -- process group and engine ----------------------------------------------------------
+        init_distributed(self.device, local_rank)
+        self.engine, self.optimizer = build_engine(model, self.ds_config, config.optim, self.device)
         self.module = self.engine.module
         self.zero_stage = self.engine.zero_optimization_stage()
 
@@ -129,6 +151,7 @@ class Trainer:
         self.update = 0
         self.bad_in_a_row = 0
         self.bad_total = 0
+        self.failed_saves = 0  # periodic saves that failed in a row (a full disk)
         self.best: float | None = None
         self.best_update: int | None = None
         self.train_time_s = 0.0
@@ -182,6 +205,24 @@ class Trainer:
     def save(self, tag: str | None = None, latest: bool = True) -> None:
         ckpt.save(self.engine, self.run_dir, tag or ckpt.tag_for(self.update), self.client_state(),
                   self.config.keep_last, self.is_rank0, save_latest=latest)
+
+    def _periodic_save(self, final: bool = False) -> bool:
+        """Save at this update. A save that fails (full disk: OSError, or torch.save's RuntimeError)
+        leaves ``latest`` on the previous checkpoint; one process logs it and trains on to the next
+        ``save_every``. The run stops when two in a row fail, when the last save fails, or with
+        several ranks (DeepSpeed's save is collective: a rank cannot skip it alone)."""
+        try:
+            self.save()
+        except (OSError, RuntimeError) as e:
+            self.failed_saves += 1
+            msg = (f"update {self.update}: checkpoint {ckpt.tag_for(self.update)} not written "
+                   f"({type(e).__name__}: {e}); checkpoints/latest still names {ckpt.latest_tag(self.run_dir)}")
+            if final or self.world > 1 or self.failed_saves >= 2:
+                raise TrainingAborted(msg + "; free space and resume from it") from e
+            log.error("%s; training goes on, next save at update %d", msg, self.update + self.config.save_every)
+            return False
+        self.failed_saves = 0
+        return True
 
     def _resume(self) -> None:
         if ckpt.latest_tag(self.run_dir) is None:
@@ -249,7 +290,11 @@ class Trainer:
         self.module.set_num_updates(self.update)
         dt = time.perf_counter() - t0
         self.train_time_s += dt
-        figures = {f"train/{k}": v for k, v in zip(sorted(sums), self._all_reduce([sums[k] for k in sorted(sums)]))}
+        keys, data = sorted(sums), self.loader.stats.as_dict()
+        totals = self._all_reduce([sums[k] for k in keys] + [data.get(k, 0.0) for k in DATA_COUNTS])
+        figures = {f"train/{k}": v for k, v in zip(keys, totals)}
+        # damaged / filtered data met by the loaders: the total always, each reason once it occurs
+        figures.update((k, v) for k, v in zip(DATA_COUNTS, totals[len(keys):]) if v or k == "data/num_corrupt")
         figures.update({"opt/lr": lr, "perf/update_s": dt, "perf/audio_s_per_s": total_s / dt})
         gn = self.engine.get_global_grad_norm()
         if gn is not None:
@@ -344,11 +389,10 @@ class Trainer:
                     self.logger.log(self.update, figures)
                 if self.update % cfg.eval_every == 0:
                     self._eval_dev()
-                if self.update % cfg.save_every == 0:
-                    self.save()
+                if self.update % cfg.save_every == 0 and self._periodic_save():
                     last_saved = self.update
             if last_saved != self.update:
-                self.save()
+                self._periodic_save(final=True)
             if self.update % cfg.eval_every != 0:
                 self._eval_dev()
             return self.finish()
