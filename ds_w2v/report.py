@@ -52,37 +52,27 @@ def _plots(rows: dict, results: Path) -> list[str]:
     except ImportError:
         return []
     files = []
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for size, row in rows.items():
-        for ax, kind, key, title in ((axes[0], "pretrain", "train/loss", "pretraining loss (per masked frame)"),
-                                     (axes[1], "ctc", "train/loss", "CTC loss (per utterance)"),
-                                     (axes[2], "cls", "train/loss", "classification loss (per utterance)")):
-            x, y = _curve(_read_metrics(row["runs"][kind]), key)
-            ax.plot(x, y, label=size)
+    panels = {
+        "loss_curves.png": ((("pretrain", "train/loss", "pretraining loss (per masked frame)"),
+                             ("ctc", "train/loss", "CTC loss (per utterance)"),
+                             ("cls", "train/loss", "classification loss (per utterance)")), None),
+        "dev_metrics.png": ((("pretrain", "dev/loss", "dev pretraining loss"),
+                             ("ctc", "dev/wer", "dev WER"),
+                             ("cls", "dev/acc", "dev accuracy")), "o"),
+    }
+    for name, (specs, marker) in panels.items():
+        fig, axes = plt.subplots(1, len(specs), figsize=(5 * len(specs), 4))
+        for ax, (kind, key, title) in zip(axes, specs):
+            for size, row in rows.items():
+                x, y = _curve(_read_metrics(row["runs"][kind]), key)
+                ax.plot(x, y, marker=marker, label=size)
             ax.set_title(title)
             ax.set_xlabel("update")
-    for ax in axes:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(results / "loss_curves.png", dpi=100)
-    plt.close(fig)
-    files.append("loss_curves.png")
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for size, row in rows.items():
-        for ax, kind, key, title in ((axes[0], "pretrain", "dev/loss", "dev pretraining loss"),
-                                     (axes[1], "ctc", "dev/wer", "dev WER"),
-                                     (axes[2], "cls", "dev/acc", "dev accuracy")):
-            x, y = _curve(_read_metrics(row["runs"][kind]), key)
-            ax.plot(x, y, marker="o", label=size)
-            ax.set_title(title)
-            ax.set_xlabel("update")
-    for ax in axes:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(results / "dev_metrics.png", dpi=100)
-    plt.close(fig)
-    files.append("dev_metrics.png")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(results / name, dpi=100)
+        plt.close(fig)
+        files.append(name)
 
     for size, row in rows.items():
         conf = row["cls"].get("test_confusion")
