@@ -1,7 +1,6 @@
 """Model files and HF folders: init -> file -> load; export-hf -> from_pretrained / pipeline -> load."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
