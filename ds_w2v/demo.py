@@ -93,11 +93,6 @@ def _params_m(run_dir: Path) -> float:
     return count_parameters(Wav2Vec2Config.from_dict(meta["config"]))["ctc_trainable"] / 1e6
 
 
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder with timit/ and ravdess/ prepared shards")

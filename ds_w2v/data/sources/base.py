@@ -92,8 +92,11 @@ def read_utf8(path: str | os.PathLike) -> str:
         raise SourceReject("missing_transcript", f"cannot read {path}: {e.strerror}") from None
 
 
-def clean_text(raw: str | None) -> str:
-    """Normalised transcript; ``missing_transcript`` / ``empty_transcript`` when there is none."""
+def clean_text(raw: "str | SourceReject | None") -> str:
+    """Normalised transcript; ``missing_transcript`` / ``empty_transcript`` when there is none,
+    and the reader's own reject when reading the transcript already failed (bad encoding)."""
+    if isinstance(raw, SourceReject):
+        raise raw
     if raw is None:
         raise SourceReject("missing_transcript", "no transcript")
     text = normalize_text(raw)

@@ -55,10 +55,7 @@ def _scan_manifest(tsv: Path, scan_: SourceScan) -> None:
         text = None
         if texts is not None:
             try:
-                raw_text = texts[n - 2]
-                if isinstance(raw_text, SourceReject):
-                    raise raw_text
-                text = clean_text(raw_text)
+                text = clean_text(texts[n - 2])
             except SourceReject as e:
                 scan_.reject(audio, e.reason, e.detail, split)
                 continue
