@@ -2,14 +2,14 @@
 # The demo on a fresh machine: set up .venv, synthesise the offline demo corpora in the real
 # TIMIT and RAVDESS layouts, prepare WebDataset shards, then run the demo job on them.
 #   bash launch/demo.sh                 (everything under demo_data/, ~2 min of set-up on 2 cores)
-#   DEMO_DIR=/path HOURS=0.5 bash launch/demo.sh
+#   DEMO_DIR=/path HOURS=2 bash launch/demo.sh       (HOURS: read-speech corpus size, ~1 h of it for training)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 . "$ROOT/launch/setup_env.sh"
 cd "$ROOT"
 DEMO_DIR="${DEMO_DIR:-$ROOT/demo_data}"
-HOURS="${HOURS:-0.5}"
+HOURS="${HOURS:-2}"
 mkdir -p "$DEMO_DIR"
 
 if [ ! -f "$DEMO_DIR/shards/timit/dataset.json" ]; then

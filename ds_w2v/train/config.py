@@ -25,6 +25,10 @@ from typing import Any
 import yaml
 
 TASKS = ("pretrain", "ctc", "cls")
+# dev metrics that may choose the best checkpoint, per task (first = default); -> higher is better
+BEST_METRICS = {"pretrain": {"loss": False, "contrastive": False, "acc": True},
+                "ctc": {"wer": False, "cer": False, "loss": False},
+                "cls": {"acc": True, "f1": True, "loss": False}}
 PRECISIONS = ("fp32", "bf16", "fp16")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -123,6 +127,9 @@ class TrainConfig:
     """Encoder blocks whose activations are recomputed in backward: a list of indices or "all"."""
     eval_max_batches: int | None = None
     """Cap on dev batches per evaluation (None: the whole split)."""
+    best_metric: str = ""
+    """Dev metric that chooses the best checkpoint ("": the task's own: pretrain loss, ctc wer,
+    cls acc). CER is the useful one while a short CTC run's WER is still ~100 %."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -135,6 +142,9 @@ class TrainConfig:
 
         if self.task not in TASKS:
             bad("task", f"{self.task!r} is not one of {', '.join(TASKS)}")
+        if self.best_metric and self.best_metric not in BEST_METRICS[self.task]:
+            bad("best_metric", f"{self.best_metric!r} is not a dev metric of task {self.task}: "
+                               f"{', '.join(BEST_METRICS[self.task])}")
         if self.precision is not None and self.precision not in PRECISIONS:
             bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not self.data.shards:

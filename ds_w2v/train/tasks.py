@@ -17,7 +17,7 @@ from ..models.wav2vec2 import build_model, load_model
 from ..models.wav2vec2.model import Wav2Vec2Task
 from ..models.wav2vec2.presets import TASK_DEFAULTS
 from ..text import CharVocab
-from .config import TrainConfig
+from .config import BEST_METRICS, TrainConfig
 
 
 @dataclass
@@ -53,6 +53,9 @@ class Task:
     def __init__(self, config: TrainConfig, index: Any):
         self.config = config
         self.index = index
+        if config.best_metric:  # validated against BEST_METRICS by TrainConfig.validate
+            self.best_metric = config.best_metric
+            self.higher_is_better = BEST_METRICS[self.name][config.best_metric]
 
     def build_model(self, init: Wav2Vec2Task | None) -> Wav2Vec2Task:
         raise NotImplementedError

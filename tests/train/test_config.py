@@ -32,7 +32,7 @@ _BASE = {64: 1, 8: 8, 1: 64}  # 87.5 s x 64 GPUs = 5,600 audio-s per update
 _LARGE = {128: 1, 8: 16, 1: 128}  # 75 s x 128 GPUs = 9,600 audio-s
 _CTC = {8: 1, 1: 8}  # 200 s x 8 GPUs = 1,600 audio-s
 _CLS = {8: 1, 1: 8}  # 100 s x 8 GPUs = 800 audio-s
-_DEMO = {1: 2, 2: 1}  # 32 s x 2 = 64 audio-s on one CPU process
+_DEMO = {1: 2, 2: 1}  # two micro-batches per update on one CPU process, one each on two
 WORLD_ACCUM = {
     "pretrain_original": _BASE, "pretrain_medium": _BASE, "pretrain_small": _BASE, "pretrain_large": _LARGE,
     "pretrain_tiny": _DEMO,
@@ -125,7 +125,7 @@ def test_shipped_recipe_model_overrides_build_a_model_config(recipe):
     assert recipe.stem.split("_")[-1] == config.model.preset  # pretrain_small -> small
     model = preset_config(config.model.preset, **{**TASK_DEFAULTS[config.task], **config.model.overrides})
     for key, value in config.model.overrides.items():
-        assert getattr(model, key) == value
+        assert getattr(model, key) == (tuple(value) if isinstance(value, list) else value)
 
 
 def test_pretrain_original_is_fairseq_base():
@@ -218,10 +218,10 @@ def test_demo_recipes_run_on_one_cpu_process(name):
     assert c.model.preset == "tiny"
     assert Path(c.deepspeed_config).name == "cpu.json"
     assert c.precision == "bf16"  # the recipe's, over cpu.json's fp32
-    assert resolve_batch(c, 1) == 2 and c.data.batch_s == 32.0  # 32 s x 2 = 64 audio-s
+    assert resolve_batch(c, 1) == 2 and c.data.batch_s * 2 == c.global_batch_s <= 32  # small, frequent updates
     ds = build_ds_config(c, 1, "cpu")
     assert ds["bf16"] == {"enabled": True, "check_grad_overflow": True} and "fp16" not in ds
-    assert c.max_updates <= 300
+    assert c.max_updates <= 600
     assert c.freeze_transformer_updates < c.max_updates
     if c.task != "pretrain":
         assert c.schedule.kind == "tri_stage"
@@ -531,14 +531,14 @@ def test_precedence_chain(tmp_path):
     assert TrainConfig().max_updates == 400_000  # default
     assert load_config("finetune_ctc_original", [SHARDS]).max_updates == 20_000  # recipe
     child = load_config("finetune_ctc_tiny", [SHARDS])
-    assert child.max_updates == 200  # child over parent
+    assert child.max_updates == 600  # child over parent
     assert child.schedule.kind == "tri_stage" and child.optim.eps == 1e-8  # inherited from the parent
-    assert child.optim.lr == 1e-3  # the child's, not the parent's 5e-5
+    assert child.optim.lr == 2e-3  # the child's, not the parent's 5e-5
     cli = load_config("finetune_ctc_tiny", [SHARDS, "max_updates=7"])
     assert cli.max_updates == 7  # command line over the recipe chain
     kw = load_config("finetune_ctc_tiny", [SHARDS, "max_updates=7"], max_updates=9)
     assert kw.max_updates == 9  # keyword fields over the command line
-    assert kw.freeze_transformer_updates == 50  # the rest untouched
+    assert kw.freeze_transformer_updates == 0 and kw.global_batch_s == 16  # the rest untouched
 
     # a later override wins over an earlier one
     assert load_config("pretrain_tiny", [SHARDS, "seed=2", "seed=3"]).seed == 3
@@ -567,8 +567,8 @@ def test_exponent_floats_without_a_dot(text, value):
 def test_model_overrides_merge():
     base = load_config("finetune_ctc_tiny", [SHARDS]).model.overrides
     # the child recipe's overrides merge into the parent's (final_dropout comes from the parent)
-    assert base == {"mask_prob": 0.3, "mask_channel_prob": 0.1, "mask_channel_length": 16,
-                    "encoder_layerdrop": 0.0, "final_dropout": 0.0}
+    assert base == {"mask_prob": 0.0, "mask_channel_prob": 0.0, "mask_channel_length": 64,
+                    "encoder_layerdrop": 0.0, "final_dropout": 0.0, "feature_grad_mult": 1.0}
     c = load_config("finetune_ctc_tiny", [SHARDS, "model.overrides.encoder_layers=2"])
     assert c.model.overrides == {**base, "encoder_layers": 2}
     c = load_config("finetune_ctc_tiny", [SHARDS, "model.overrides.mask_prob=0.5"])
@@ -578,19 +578,22 @@ def test_model_overrides_merge():
     # three levels: cls_tiny < cls_original < ctc_original
     assert load_config("finetune_cls_tiny", [SHARDS]).model.overrides == {
         "mask_prob": 0.05, "mask_channel_prob": 0.0, "mask_channel_length": 64,
-        "encoder_layerdrop": 0.0, "final_dropout": 0.0}
-    # a recipe without overrides gets a fresh mapping
+        "encoder_layerdrop": 0.0, "final_dropout": 0.0, "feature_grad_mult": 1.0}
+    # a recipe's own overrides and the command line's merge
     assert load_config("pretrain_tiny", [SHARDS, "model.overrides.encoder_layers=2"]).model.overrides == {
+        "latent_temp": [2.0, 0.5, 0.99], "encoder_layers": 2}
+    # a recipe without overrides gets a fresh mapping
+    assert load_config("pretrain_original", [SHARDS, "model.overrides.encoder_layers=2"]).model.overrides == {
         "encoder_layers": 2}
 
 
 def test_user_recipe_with_shipped_parent(tmp_path):
-    (tmp_path / "mine.yaml").write_text("parent: pretrain_tiny\nmax_updates: 5\ndata:\n  batch_s: 16.0\n")
+    (tmp_path / "mine.yaml").write_text("parent: pretrain_tiny\nmax_updates: 5\ndata:\n  batch_s: 8.0\n")
     (tmp_path / "mine2.yaml").write_text("parent: mine.yaml\nseed: 4\n")
     c = load_config(tmp_path / "mine2.yaml", [SHARDS])
-    assert (c.max_updates, c.seed, c.data.batch_s) == (5, 4, 16.0)
+    assert (c.max_updates, c.seed, c.data.batch_s) == (5, 4, 8.0)
     assert c.data.shuffle_buffer == 500 and c.model.preset == "tiny"  # from pretrain_tiny
-    assert resolve_batch(c, 1) == 4  # 16 s x 4 = 64 audio-s
+    assert resolve_batch(c, 1) == 4  # 8 s x 4 = 32 audio-s
     assert read_recipe(tmp_path / "mine2.yaml")["max_updates"] == 5
 
 
@@ -613,3 +616,19 @@ def test_shipped_recipe_passes_deepspeed_parser(recipe):
     assert precision == ("bf16" if recipe.stem.endswith("tiny") or "zero" in ds_path.stem else "fp32")
     assert parsed.bfloat16_config.enabled == (precision == "bf16")
     assert parsed.float16_config.enabled is False
+
+
+def test_best_metric_chooses_and_is_validated():
+    from types import SimpleNamespace
+
+    from ds_w2v.train.tasks import ClsTask
+
+    assert load_config("finetune_ctc_tiny", [SHARDS]).best_metric == "cer"
+    with pytest.raises(ValueError, match="config key best_metric: 'acc' is not a dev metric of task ctc: wer, cer, loss"):
+        load_config("finetune_ctc_tiny", [SHARDS, "best_metric=acc"]).validate()
+    index = SimpleNamespace(labels=["a", "b"])
+    default = ClsTask(load_config("finetune_cls_tiny", [SHARDS]), index)
+    assert (default.best_metric, default.is_better(0.6, 0.5)) == ("acc", True)
+    by_loss = ClsTask(load_config("finetune_cls_tiny", [SHARDS, "best_metric=loss"]), index)
+    assert (by_loss.best_metric, by_loss.is_better(0.6, 0.5), by_loss.is_better(0.4, 0.5)) == ("loss", False, True)
+    assert ClsTask.best_metric == "acc"  # the class default is untouched

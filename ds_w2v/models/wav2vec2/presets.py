@@ -7,7 +7,7 @@ original    BASE exactly (paper §4.2): 12 blocks, 768 wide, FFN 3072, 12 heads,
             post-LN, group-norm conv encoder, 2 x 320 codebooks of 256-d
 medium      BASE with 8 blocks (the study's "Medium": BASE cut to its first 8 layers)  original
 small       12 -> 11 blocks at 512 wide, 8 heads of 64 (BASE's head width), FFN 4x    original
-tiny        4 blocks, 256 wide, 4 heads, FFN 1024, 128-channel conv encoder           original
+tiny        4 blocks, 256 wide, 4 heads, FFN 1024, 128-channel conv encoder, pre-LN   original
 large       24 blocks, 1024 wide, FFN 4096, 16 heads, pre-LN, layer-norm conv         original
             encoder with bias, 768-d codevectors and final space, normalised audio
 ==========  =======================================================================  =========
@@ -16,6 +16,10 @@ large       24 blocks, 1024 wide, FFN 4096, 16 heads, pre-LN, layer-norm conv   
 its depth alone, because depth carries wav2vec 2.0's contextualisation (medium already
 studies depth), and 11 blocks put it at the study's ~36M budget under its counting rule.
 Dimensions stay multiples of 128 so GEMMs tile cleanly on tensor cores and AVX-512.
+
+``tiny`` is pre-LN (LARGE's block order, BASE's group-norm encoder) because its runs are short:
+the CPU demo needs lr 1e-3, at which a post-LN tiny collapsed to all-blank CTC output even when
+over-fitting five utterances (3e-4 trains; measured 2026-11-24), while pre-LN trains at 1e-3.
 
 **Counting rule** (:func:`count_parameters`): the study counted the trainable parameters of a
 CTC model (32-token character vocabulary, as wav2vec2-base-960h) with the conv feature encoder
@@ -46,6 +50,7 @@ _PRESETS: dict[str, tuple[str | None, dict[str, Any]]] = {
             "encoder_attention_heads": 4,
             "latent_dim": 128,
             "final_dim": 128,
+            "layer_norm_first": True,
         },
     ),
     "large": (

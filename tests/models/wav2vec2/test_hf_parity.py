@@ -18,7 +18,7 @@ from ds_w2v.models.wav2vec2.objective import sample_negatives
 from .hf_reference import attention_mask, deterministic_gumbel, hf_twin, padded_batch
 
 VARIANTS = {
-    "postln_group": {},
+    "postln_group": {"layer_norm_first": False},
     "preln_layer": {"layer_norm_first": True, "extractor_mode": "layer", "conv_bias": True, "normalize_audio": True},
 }
 NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,
