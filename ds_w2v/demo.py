@@ -6,7 +6,7 @@ splits (speakers / actors never seen in training, best checkpoint chosen on dev)
 the study's two tables. With ``--ablation`` (default for the CPU demo) the CTC fine-tune is
 repeated from random initialisation and with 10 % of the labelled utterances.
 
-    python -m ds_w2v.demo --data demo_data/shards                      # tiny, CPU, ~15 min on 2 cores
+    python -m ds_w2v.demo --data demo_data/shards                      # tiny, CPU, ~14 min on 2 cores
     python -m ds_w2v.demo --data demo_data/shards --sizes small,medium,original   # GPU recipes
 
 Every number in the report comes from the runs' ``results.json`` / ``metrics.jsonl``.
@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 jobs[name] = Job(f"{size} ctc {name}", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over,
                                  needs=(f"{size} pretrain",) if pretrained else ())
             # pretraining first, then what does not wait for it; the longest run (cls) as soon as
-            # it can start, so that two slots end together (CPU-2: ~13.5 min, not ~15)
+            # it can start, so that the two slots end close together (CPU-2: 13 min 46 s; ~15 min
+            # with cls after ctc)
             order += ["random init, 100 %", "random init, 10 %", "cls", "ctc", "pretrained, 10 %"]
         else:
             order += ["ctc", "cls"]
