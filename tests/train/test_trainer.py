@@ -42,8 +42,11 @@ def test_pretraining_logs_checkpoints_and_exports(timit_shards, tmp_path):
                 "train/temp", "train/acc", "opt/lr", "opt/grad_norm", "perf/audio_s_per_s", "perf/update_s"):
         assert all(key in r and math.isfinite(r[key]) for r in train_rows), key
     assert any("dev/loss" in r for r in rows)
-    # the temperature follows the update counter: 2 * 0.999995 ** (update - 1) at each logged update
-    assert train_rows[-1]["train/temp"] == pytest.approx(2.0 * 0.999995**3)
+    # the temperature follows the update counter: max(start * decay ** (update - 1), floor) at each
+    # logged update, with the recipe's (start, floor, decay)
+    start, floor, decay = load_config("pretrain_tiny", ["data.shards=/x"]).model.overrides["latent_temp"]
+    assert [r["train/temp"] for r in train_rows] == pytest.approx([max(start * decay**u, floor) for u in range(4)])
+    assert train_rows[-1]["train/temp"] < train_rows[0]["train/temp"]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert latest_tag(run) == "update_00000004"
     tags = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("update_"))
@@ -79,12 +82,14 @@ def test_ctc_finetuning_from_a_pretraining_run(timit_shards, tmp_path):
     Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "pt", "max_updates=2")).train()
     run = tmp_path / "ctc"
     result = Trainer(_config("finetune_ctc_tiny", timit_shards, run, "max_updates=3", f"model.init={tmp_path / 'pt'}",
-                             "freeze_transformer_updates=1", "eval_every=3", "eval_max_batches=2")).train()
+                             "freeze_transformer_updates=1", "eval_every=3", "eval_max_batches=2",
+                             "model.overrides.feature_grad_mult=0.0")).train()
     assert result["task"] == "ctc" and result["updates"] == 3
     assert set(result["test"]) == {"loss", "wer", "cer"} and 0 <= result["test"]["cer"]
     model = load_model(export(run, tmp_path / "ctc.pt"))
     pre = load_model(export(tmp_path / "pt", tmp_path / "pt.pt"))
-    # the conv encoder is frozen in fine-tuning: identical to the pretrained one
+    # with feature_grad_mult 0 (BASE's fine-tuning; the tiny recipe trains it) the conv encoder is
+    # frozen: identical to the pretrained one
     conv = "wav2vec2.feature_extractor.conv_layers.1.conv.weight"
     assert torch.equal(model.state_dict()[conv], pre.state_dict()[conv])
     assert model.vocab.to_dict() == json.loads((timit_shards / "dataset.json").read_text())["vocab"]
