@@ -172,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         extra = {k: [] for k in GPU_DEMO} if cpu else GPU_DEMO
         rec = {t: (f"pretrain_{size}" if t == "pretrain" else f"finetune_{t}_{size}") for t in GPU_DEMO}
         timit, ravdess, pt_dir = data / "timit", data / "ravdess", runs / f"{size}_pretrain"
+        after_pt = (f"{size} pretrain",)
         jobs = {
             "pretrain": Job(f"{size} pretrain", "pretrain", rec["pretrain"], pt_dir,
                             [f"data.shards={timit}", *extra["pretrain"]]),
             "ctc": Job(f"{size} ctc", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc",
-                       [f"data.shards={timit}", f"model.init={pt_dir}", *extra["ctc"]], needs=(f"{size} pretrain",)),
+                       [f"data.shards={timit}", f"model.init={pt_dir}", *extra["ctc"]], needs=after_pt),
             "cls": Job(f"{size} cls", "finetune-cls", rec["cls"], runs / f"{size}_cls",
-                       [f"data.shards={ravdess}", f"model.init={pt_dir}", *extra["cls"]], needs=(f"{size} pretrain",)),
+                       [f"data.shards={ravdess}", f"model.init={pt_dir}", *extra["cls"]], needs=after_pt),
         }
         order = ["pretrain"]
         with_ablation = args.ablation == "on" or (args.ablation == "auto" and cpu)
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 over = [f"data.shards={shards}", *extra["ctc"]] + (
                     [f"model.init={pt_dir}"] if pretrained else ["model.overrides.feature_grad_mult=1.0"])
                 jobs[name] = Job(f"{size} ctc {name}", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over,
-                                 needs=(f"{size} pretrain",) if pretrained else ())
+                                 needs=after_pt if pretrained else ())
             # pretraining first, then what does not wait for it; the longest run (cls) as soon as
             # it can start, so that the two slots end close together (CPU-2: 13 min 46 s; ~15 min
             # with cls after ctc)

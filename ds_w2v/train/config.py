@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 TASKS = ("pretrain", "ctc", "cls")
-# dev metrics that may choose the best checkpoint, per task (first = default); -> higher is better
+# dev metrics that may choose the best checkpoint, per task -> higher is better (each task's
+# default is its Task class's best_metric, in tasks.py)
 BEST_METRICS = {"pretrain": {"loss": False, "contrastive": False, "acc": True},
                 "ctc": {"wer": False, "cer": False, "loss": False},
                 "cls": {"acc": True, "f1": True, "loss": False}}

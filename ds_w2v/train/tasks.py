@@ -48,14 +48,14 @@ class Task:
     name = ""
     stream_kind = "finetune"
     best_metric = ""
-    higher_is_better = False
+    """The task's default dev metric for the best checkpoint (``config.best_metric`` overrides it)."""
 
     def __init__(self, config: TrainConfig, index: Any):
         self.config = config
         self.index = index
-        if config.best_metric:  # validated against BEST_METRICS by TrainConfig.validate
-            self.best_metric = config.best_metric
-            self.higher_is_better = BEST_METRICS[self.name][config.best_metric]
+        # config.best_metric is validated against BEST_METRICS by TrainConfig.validate
+        self.best_metric = config.best_metric or self.best_metric
+        self.higher_is_better = BEST_METRICS[self.name][self.best_metric]
 
     def build_model(self, init: Wav2Vec2Task | None) -> Wav2Vec2Task:
         raise NotImplementedError
@@ -195,7 +195,6 @@ class CTCTask(Task):
 class ClsTask(Task):
     name = "cls"
     best_metric = "acc"
-    higher_is_better = True
 
     def __init__(self, config, index):
         super().__init__(config, index)
