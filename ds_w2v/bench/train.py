@@ -168,7 +168,7 @@ class EngineUpdates:
         self.engine = None
 
     def build(self) -> None:
-        from ..train.trainer import build_engine
+        from ..train.engine import build_engine
 
         # a copy: the same dict serves both models, and DeepSpeed is free to fill in what it reads
         self.engine, _ = build_engine(self.make_model(), copy.deepcopy(self.ds), self.config.optim, self.device)
@@ -493,7 +493,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..models.wav2vec2 import preset_config
-    from ..train.trainer import init_distributed, world_from_env
+    from ..train.distributed import init_distributed, world_from_env
 
     if world_from_env()[1] != 1:
         raise ValueError("bench train runs as one process (WORLD_SIZE=1); its figures are per device")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -31,8 +30,10 @@ from ..data.loader import StreamingLoader
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import StreamConfig
 from . import checkpoint as ckpt
-from .config import OptimConfig, TrainConfig, config_to_dict, resolve_batch
+from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
+from .distributed import init_distributed, world_from_env
+from .engine import build_engine
 from .flops import peak_flops, update_flops
 from .metrics import MetricsLogger
 from .schedule import learning_rate
@@ -48,53 +49,6 @@ class TrainingAborted(RuntimeError):
 
 # the loader's skip counters, logged summed over ranks (counted since the process started)
 DATA_COUNTS = ("data/num_corrupt", *(f"data/skipped/{r}" for r in (*CORRUPTION_REASONS, TOO_SHORT, TOO_LONG)))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def world_from_env() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) as the launcher (deepspeed, torchrun) set them, or one process."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def init_distributed(device: torch.device, local_rank: int = 0) -> None:
-    """DeepSpeed's process group (nccl on GPU, gloo on CPU); without a launcher, as one process."""
-    use_cuda = device.type == "cuda"
-    if not use_cuda:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", str(local_rank))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    import deepspeed
-
-    if use_cuda:
-        torch.cuda.set_device(device)
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
-
-
-def build_engine(model: torch.nn.Module, ds_config: dict[str, Any], optim: OptimConfig, device: torch.device):
-    """``deepspeed.initialize`` over the model's trainable parameters: (engine, optimizer).
-
-    A DeepSpeed config without an ``"optimizer"`` block (the CPU ones) gets torch's fused AdamW
-    with the recipe's hyper-parameters; GPU configs name DeepSpeed's FusedAdam / CPUAdam instead.
-    ``build_ds_config`` makes ``ds_config``; ``init_distributed`` must have run."""
-    import deepspeed
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = None
-    if "optimizer" not in ds_config:
-        optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, eps=optim.eps,
-                                      weight_decay=optim.weight_decay, fused=device.type in ("cpu", "cuda"))
-    engine, optimizer, _, _ = deepspeed.initialize(
-        model=model, model_parameters=params, optimizer=optimizer, config=ds_config, dist_init_required=False
-    )
-    return engine, optimizer
 
 
 class Trainer:
