@@ -17,7 +17,6 @@ Launch lines (the same for every task; see launch/*.sh):
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
