@@ -1,10 +1,30 @@
 """ds_w2v: a DeepSpeed trainer for wav2vec 2.0 (pretraining, CTC and classification fine-tuning).
 
-torch is required as ``torch>=2.4`` and never pinned here: on a CPU machine the set-up scripts in
-``launch/`` install the CPU build (``torch==2.13.0``) first, so pip finds the requirement met and does
-not fetch a multi-GB CUDA build.
+torch is required as ``torch>=2.4`` and never pinned here, so a torch already installed is kept: on a
+CPU machine install the CPU build first (``pip install torch==2.13.0 --index-url
+https://download.pytorch.org/whl/cpu``; plain PyPI's Linux torch is a multi-GB CUDA build) and pip
+finds the requirement met.
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithDsConfigs(build_py):
+    """Copies the top-level ``ds_configs/*.json`` (their one source; no copy is committed inside
+    the package) into the build tree as ``ds_w2v/ds_configs/``, so that the recipes' ``ds_configs/X.json``
+    resolve in a wheel installed outside the checkout. An editable install reads the checkout's."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            return
+        target = Path(self.build_lib) / "ds_w2v" / "ds_configs"
+        self.mkpath(str(target))
+        for src in sorted(Path("ds_configs").glob("*.json")):
+            self.copy_file(str(src), str(target / src.name))
+
 
 setup(
     name="ds_w2v",
@@ -35,4 +55,5 @@ setup(
         "demo": ["espeakng-loader>=0.2", "matplotlib>=3.6"],
     },
     entry_points={"console_scripts": ["ds-w2v=ds_w2v.cli:main"]},
+    cmdclass={"build_py": BuildPyWithDsConfigs},
 )

@@ -1,15 +1,25 @@
-"""``ds-w2v``: one command, a sub-command per job.
+"""``ds-w2v``: one command table, a sub-command per job, behind every door a user takes.
 
-Each sub-command lives in its own module with ``build_parser(prog)`` and ``main(args)``; it is
-imported only when named, so ``ds-w2v --help`` stays instant and a heavy import (torch,
-deepspeed) is paid only by the command that needs it.
+    ds-w2v COMMAND ...                                   the console script
+    python -m ds_w2v COMMAND ...                         the same table
+    deepspeed [--num_gpus N | --hostfile H] --module ds_w2v.train COMMAND ...
+    torchrun --nproc_per_node N -m ds_w2v.train COMMAND ...
+    (``ds_w2v.train`` and ``ds_w2v`` are the same entry: ``python -m ds_w2v.train`` is kept
+    because launch lines in the wild name it)
+
+The ``deepspeed`` launcher puts ``--local_rank=N`` *before* the command (unless
+``--no_local_rank``); it is taken out wherever it stands and checked against ``LOCAL_RANK``,
+so no sub-command sees it. Each sub-command lives in its own module with ``build_parser(prog)``
+and ``main(args)``; it is imported only when named, so ``ds-w2v --help`` stays instant and a
+heavy import (torch, deepspeed) is paid only by the command that needs it.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-# name -> (module, one-line help)
+# name -> (module[:attribute], one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("ds_w2v.commands.init", "write a freshly initialised model file (preset + task)"),
     "export-hf": ("ds_w2v.commands.export_hf", "convert a ds_w2v model file into a HF transformers folder"),
@@ -18,12 +28,52 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("ds_w2v.commands.train:pretrain", "self-supervised pretraining under DeepSpeed (--recipe R)"),
     "finetune-ctc": ("ds_w2v.commands.train:finetune_ctc", "fine-tune with a CTC head (speech recognition)"),
     "finetune-cls": ("ds_w2v.commands.train:finetune_cls", "fine-tune with a classification head"),
-    "evaluate": ("ds_w2v.commands.train:evaluate", "score a model or run on dev/test splits"),
+    "evaluate": ("ds_w2v.commands.evaluate", "score a model file or run on dev/test splits (writes no run directory)"),
     "export": ("ds_w2v.commands.export", "consolidate a run's checkpoint (any ZeRO stage) into a model file"),
     "transcribe": ("ds_w2v.commands.transcribe", "speech recognition with a CTC model: audio files -> text"),
     "classify": ("ds_w2v.commands.classify", "classify audio files with a classification model"),
     "bench": ("ds_w2v.commands.bench", "benchmarks: step (model update vs HF), train (DeepSpeed updates vs HF), data (streaming/prepare)"),
 }
+LOCAL_RANK_FLAGS = ("--local_rank", "--local-rank")
+
+
+class UsageError(ValueError):
+    """A malformed command line (exit 2, one line)."""
+
+
+def take_local_rank(argv: list[str]) -> tuple[list[str], int | None]:
+    """``argv`` without the launcher's ``--local_rank`` (``=N`` or `` N``, anywhere), and its value."""
+    rest: list[str] = []
+    found: list[str] = []
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        if name in LOCAL_RANK_FLAGS:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{name} needs a value (a non-negative integer)")
+                i += 1
+                value = argv[i]
+            if not value.isdigit():
+                raise UsageError(f"{name}={value!r}: not a non-negative integer")
+            found.append(value)
+        else:
+            rest.append(argv[i])
+        i += 1
+    if len(found) > 1:
+        raise UsageError(f"--local_rank given {len(found)} times ({', '.join(found)}): the launcher sets it, "
+                         "do not pass it yourself")
+    return rest, int(found[0]) if found else None
+
+
+def _set_local_rank(value: int | None) -> None:
+    """The trainer reads the local rank from ``LOCAL_RANK`` (torchrun and deepspeed both set it)."""
+    if value is None:
+        return
+    env = os.environ.get("LOCAL_RANK")
+    if env is not None and env != str(value):
+        raise UsageError(f"--local_rank={value} disagrees with LOCAL_RANK={env} in the environment")
+    os.environ["LOCAL_RANK"] = str(value)
 
 
 def _usage() -> str:
@@ -33,8 +83,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def load_command(name: str):
+    """The module-like object of a command: ``build_parser(prog)`` and ``main(args)``."""
+    module_name, _, attr = COMMANDS[name][0].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv, local_rank = take_local_rank(argv)
+        _set_local_rank(local_rank)
+    except UsageError as e:
+        print(f"ds-w2v: error: {e}", file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -42,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"ds-w2v: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module_name, _, attr = COMMANDS[name][0].partition(":")
-    module = importlib.import_module(module_name)
-    if attr:
-        module = getattr(module, attr)
-    args = module.build_parser(f"ds-w2v {name}").parse_args(rest)
+    command = load_command(name)
+    parser = command.build_parser(f"ds-w2v {name}")
+    try:  # key=value overrides and --options in any order (`evaluate k=v --split dev k=v`)
+        args = parser.parse_intermixed_args(rest)
+    except TypeError:  # a parser with sub-commands (bench): argparse's plain order
+        args = parser.parse_args(rest)
     try:
-        return int(module.main(args) or 0)
+        return int(command.main(args) or 0)
     except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
         print(f"ds-w2v {name}: error: {e}", file=sys.stderr)
         return 1

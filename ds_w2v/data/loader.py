@@ -50,6 +50,9 @@ class StreamingLoader:
     ``urls`` are anything WebDataset opens (paths, ``pipe:...``). With ``config.loop`` (training)
     each epoch yields exactly ``num_batches`` batches on every rank: given, or derived from
     ``total_s`` (audio seconds of the split) by :func:`~ds_w2v.data.stream.batches_per_epoch`.
+    Without it (evaluation) an epoch is one pass that yields every decodable utterance of the
+    rank's share once, unfiltered; ``stats`` then says what was scored (``num_utterances``,
+    ``audio_s``, ``num_oversize``) and what could not be (``skipped``, all corrupt samples).
     """
 
     def __init__(

@@ -14,9 +14,10 @@ pass, reshuffled):
    splits the rank's share among its workers;
 3. each shard is read by its own ``webdataset.WebDataset`` with an error handler that knows the
    URL, so a truncated or unreadable shard is logged (once per process), counted and skipped;
-4. samples are decoded and validated (:mod:`ds_w2v.data.samples`), filtered by duration, passed
-   through a seeded shuffle buffer and grouped into duration buckets
-   (:class:`~ds_w2v.data.batching.DurationBatcher`);
+4. samples are decoded and validated (:mod:`ds_w2v.data.samples`), filtered by duration (training
+   streams only: a single-pass stream delivers every decodable utterance, one that exceeds the
+   batch budget alone in its batch), passed through a seeded shuffle buffer and grouped into
+   duration buckets (:class:`~ds_w2v.data.batching.DurationBatcher`);
 5. a worker emits exactly its share of the rank's ``num_batches``; batch ``i`` of the epoch comes
    from logical worker ``i % num_workers`` (the order in which ``DataLoader`` interleaves
    workers). Resuming at batch ``k`` rebuilds the epoch and drops the first ``k`` batches before
@@ -62,9 +63,11 @@ class StreamConfig:
     max_sample_size: int = MAX_SAMPLE_SIZE
     """Pretraining crop cap in samples (fairseq ``max_sample_size``: 250,000 = 15.6 s)."""
     min_duration_s: float = 0.0
-    """Utterances shorter than this are skipped (fairseq ``min_sample_size`` / 16 kHz)."""
+    """Training streams (``loop=True``): shorter utterances are skipped and counted ``too_short``
+    (fairseq ``min_sample_size`` / 16 kHz). Ignored by single-pass streams, which score everything."""
     max_duration_s: float | None = None
-    """Fine-tuning: longer utterances are skipped (those longer than ``batch_s`` always are)."""
+    """Training streams (``loop=True``): longer utterances are skipped and counted ``too_long``, as
+    are those that do not fit the budget ``batch_s`` alone. Ignored by single-pass streams."""
     bucket_boundaries_s: tuple[float, ...] = DEFAULT_BUCKETS_S
     """Upper bounds of the duration buckets; ``()`` puts everything in one bucket."""
     max_batch_size: int | None = None
@@ -77,8 +80,11 @@ class StreamConfig:
     """Shared by all ranks: shard order, shuffle buffers and crop offsets derive from it."""
     loop: bool = True
     """True: exactly ``num_batches`` per epoch per rank, looping the rank's shards as needed
-    (training). False: one pass over the rank's shards, then the buckets are flushed
-    (evaluation: every utterance once, counts may differ between ranks)."""
+    (training); the duration filters apply. False: one pass over the rank's shards, then the
+    buckets are flushed (evaluation): every decodable utterance exactly once over all ranks, with
+    no duration filter; one that does not fit ``batch_s`` alone gets a batch of its own (wider than
+    the budget; ``StreamStats.num_oversize``). Only corrupt samples are skipped (``skipped``).
+    Batch counts may differ between ranks."""
     num_workers: int = 0
     """DataLoader worker processes per rank (0: stream in the calling process). Part of the
     stream's definition: resume with the same value."""
@@ -140,8 +146,12 @@ class StreamStats:
 
     num_batches: int = 0
     num_utterances: int = 0
+    """Utterances delivered in batches (the oversize ones included)."""
+    num_oversize: int = 0
+    """Utterances delivered alone in a batch wider than the budget because they do not fit it
+    (single-pass streams only; a training stream skips them as ``too_long``)."""
     valid_samples: int = 0
-    """Real audio samples delivered in batches."""
+    """Real audio samples delivered in batches (after pretraining crops)."""
     tensor_samples: int = 0
     """Sum of ``B x T`` over batches: what the budget counts."""
     cropped_samples: int = 0
@@ -149,14 +159,20 @@ class StreamStats:
     budget_samples: int = 0
     """``num_batches x`` the batch budget."""
     skipped: dict[str, int] = field(default_factory=dict)
-    """Skip events by reason (``samples.CORRUPTION_REASONS``, ``too_short``, ``too_long``); a
-    damaged shard counts one ``bad_shard`` per pass that meets it."""
+    """Skip events by reason (``samples.CORRUPTION_REASONS``, and for training streams only the
+    filters ``too_short``, ``too_long``); a damaged shard counts one ``bad_shard`` per pass that
+    meets it."""
     bad_shards: set[str] = field(default_factory=set)
     """URLs of shards in which damage was met."""
 
     @property
     def num_corrupt(self) -> int:
         return sum(self.skipped.get(r, 0) for r in S.CORRUPTION_REASONS)
+
+    @property
+    def audio_s(self) -> float:
+        """Audio delivered in batches, in seconds (padding excluded, after pretraining crops)."""
+        return self.valid_samples / SAMPLE_RATE
 
     @property
     def padding_fraction(self) -> float:
@@ -174,9 +190,10 @@ class StreamStats:
         """Real audio / budget: the measured counterpart of ``StreamConfig.fill``."""
         return self.valid_samples / self.budget_samples if self.budget_samples else 0.0
 
-    def add_batch(self, c: CollateStats, budget_samples: int) -> None:
+    def add_batch(self, c: CollateStats, budget_samples: int, oversize: bool = False) -> None:
         self.num_batches += 1
         self.num_utterances += c.num_utterances
+        self.num_oversize += c.num_utterances if oversize else 0
         self.valid_samples += c.valid_samples
         self.tensor_samples += c.tensor_samples
         self.cropped_samples += c.cropped_samples
@@ -191,7 +208,7 @@ class StreamStats:
                 log.warning("skipping damaged data in shard %s (%s): %s", url, reason, detail)
 
     def merge(self, other: "StreamStats") -> None:
-        for name in ("num_batches", "num_utterances", "valid_samples", "tensor_samples",
+        for name in ("num_batches", "num_utterances", "num_oversize", "valid_samples", "tensor_samples",
                      "cropped_samples", "budget_samples"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.skipped.items():
@@ -202,7 +219,8 @@ class StreamStats:
         """Flat, namespaced figures for the metrics logger."""
         out = {f"{prefix}{k}": float(v) for k, v in (
             ("num_batches", self.num_batches), ("num_utterances", self.num_utterances),
-            ("audio_s", self.valid_samples / SAMPLE_RATE), ("padding_fraction", self.padding_fraction),
+            ("num_oversize", self.num_oversize),
+            ("audio_s", self.audio_s), ("padding_fraction", self.padding_fraction),
             ("crop_fraction", self.crop_fraction), ("fill", self.fill), ("num_corrupt", self.num_corrupt),
         )}
         out.update({f"{prefix}skipped/{r}": float(n) for r, n in sorted(self.skipped.items())})
@@ -267,19 +285,26 @@ class ShardStream(torch.utils.data.IterableDataset):
         shuffle_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 0])
         utts = _shuffled(self._utterances(slot, num_slots, batcher, pending), cfg.shuffle_buffer, shuffle_rng)
 
-        def groups() -> Iterator[list[Utterance]]:
+        def groups() -> Iterator[tuple[list[Utterance], bool]]:
+            """``(utterances, oversize)``: oversize is a batch of one that does not fit the budget."""
             for utt in utts:
+                # only single-pass streams let such an utterance through (_utterances): the
+                # batcher cannot hold it, so it is a batch of its own, as wide as it needs
+                if not batcher.fits_alone(len(utt.pcm)):
+                    yield [utt], True
+                    continue
                 full = batcher.add(utt)
                 if full is not None:
-                    yield full
-            yield from batcher.flush()  # reached only by single-pass (loop=False) streams
+                    yield full, False
+            # reached only by single-pass (loop=False) streams
+            yield from ((group, False) for group in batcher.flush())
 
         made = 0
-        for group in groups():
+        for group, oversize in groups():
             if made >= skip:  # fast-forward: batches before the resume point are never collated
                 crop_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 1, made])
                 batch, cstats = collate(group, cfg.kind, cfg.max_sample_size, crop_rng)
-                pending.stats.add_batch(cstats, cfg.max_batch_samples)
+                pending.stats.add_batch(cstats, cfg.max_batch_samples, oversize)
                 yield batch, pending.take()
             made += 1
             if made >= total:
@@ -291,6 +316,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self, slot: int, num_slots: int, batcher: DurationBatcher, pending: "_Pending"
     ) -> Iterator[Utterance]:
         cfg = self.config
+        # the duration filters of training streams (StreamConfig.min/max_duration_s), in samples
         min_samples = cfg.min_duration_s * SAMPLE_RATE
         max_samples = math.inf if cfg.max_duration_s is None else cfg.max_duration_s * SAMPLE_RATE
         pass_ = 0
@@ -307,6 +333,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                         utt = S.decode_sample(raw)
                     except S.SampleError as e:
                         pending.stats.skip(e.reason, url, e.detail)
+                        continue
+                    if not cfg.loop:  # single pass (evaluation): score everything decodable
+                        yield utt
                         continue
                     n = len(utt.pcm)
                     if n < min_samples:

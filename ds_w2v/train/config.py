@@ -31,6 +31,7 @@ BEST_METRICS = {"pretrain": {"loss": False, "contrastive": False, "acc": True},
                 "ctc": {"wer": False, "cer": False, "loss": False},
                 "cls": {"acc": True, "f1": True, "loss": False}}
 PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
@@ -67,7 +68,12 @@ class DataConfig:
     """Prepared directory (holds dataset.json) made by ``ds-w2v prepare``."""
     train_split: str = "train"
     dev_split: str | None = "dev"
-    test_split: str | None = "test"
+    """The split evaluated every ``eval_every`` updates; it chooses the best checkpoint."""
+    test_split: str | list[str] | None = "test"
+    """The split(s) scored once, at the end, with the best checkpoint: one name or a list
+    (``[test_clean, test_other]``; TIMIT ``[core_test, test]``). Each is reported by name; the
+    first is the headline ``test`` of results.json. The default ``test`` may be absent from the
+    corpus (pretraining audio); a split named explicitly must exist."""
     batch_s: float = 87.5
     """Audio-seconds per device micro-batch, padded size (fairseq max_tokens 1.4M / 16 kHz)."""
     max_sample_size: int = 250_000
@@ -78,6 +84,12 @@ class DataConfig:
     shuffle_buffer: int = 256
     fill: float = 0.85
     """Expected batch fill, used to count batches per epoch from the index."""
+
+    @property
+    def test_splits(self) -> list[str]:
+        if not self.test_split:
+            return []
+        return [self.test_split] if isinstance(self.test_split, str) else list(self.test_split)
 
 
 @dataclass
@@ -108,6 +120,9 @@ class TrainConfig:
     task: str = "pretrain"
     run_dir: str = "runs/run"
     seed: int = 1
+    device: str = "auto"
+    """``auto``: this rank's GPU when torch sees one, else the CPU; ``cpu``: the CPU even with a
+    GPU visible (gloo; tests and debugging)."""
     precision: str | None = None
     """None: as the DeepSpeed config says; else fp32, bf16 (bf16 weights and activations, fp32
     master weights) or fp16 (dynamic loss scaling), overriding it. The objective, norms and
@@ -146,6 +161,10 @@ class TrainConfig:
         if self.best_metric and self.best_metric not in BEST_METRICS[self.task]:
             bad("best_metric", f"{self.best_metric!r} is not a dev metric of task {self.task}: "
                                f"{', '.join(BEST_METRICS[self.task])}")
+        if self.device not in DEVICES:
+            bad("device", f"{self.device!r} is not one of {', '.join(DEVICES)}")
+        if len(set(self.data.test_splits)) != len(self.data.test_splits):
+            bad("data.test_split", f"names a split twice: {self.data.test_splits}")
         if self.precision is not None and self.precision not in PRECISIONS:
             bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not self.data.shards:

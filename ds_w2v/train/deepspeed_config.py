@@ -11,17 +11,25 @@ from typing import Any
 
 from .config import TrainConfig, resolve_batch
 
-DS_CONFIG_DIR = Path(__file__).resolve().parents[2] / "ds_configs"
+_PACKAGE = Path(__file__).resolve().parents[1]
+# Where the shipped DeepSpeed JSONs are, first found first: inside the package in an installed
+# wheel (setup.py's build_py copies the checkout's top-level ds_configs/ there), else at the
+# checkout's top level (a source tree or an editable install), which is their one source.
+DS_CONFIG_DIRS = (_PACKAGE / "ds_configs", _PACKAGE.parent / "ds_configs")
+DS_CONFIG_DIR = next((d for d in DS_CONFIG_DIRS if d.is_dir()), DS_CONFIG_DIRS[-1])
 
 
 def find_ds_config(path: str) -> Path:
+    """``path`` as given (absolute, or relative to the working directory), else the shipped JSON
+    of that name: recipes say ``ds_configs/zero2.json`` and run from any directory."""
     p = Path(path)
     if p.is_file():
         return p
-    shipped = DS_CONFIG_DIR / p.name
-    if shipped.is_file():
-        return shipped
-    raise FileNotFoundError(f"config key deepspeed_config: {path}: no such file")
+    for d in DS_CONFIG_DIRS:
+        if (d / p.name).is_file():
+            return d / p.name
+    raise FileNotFoundError(f"config key deepspeed_config: {path}: no such file, nor a shipped config of that name "
+                            f"(in {DS_CONFIG_DIR})")
 
 
 def read_ds_config(path: str) -> dict[str, Any]:

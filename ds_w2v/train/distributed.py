@@ -35,3 +35,64 @@ def init_distributed(device: torch.device, local_rank: int = 0) -> None:
     if use_cuda:
         torch.cuda.set_device(device)
     deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+
+
+_OPS = ("sum", "min", "max")
+
+
+def collective_device(device: torch.device) -> torch.device:
+    """Where a collective's tensor must live: the GPU for nccl, the CPU for gloo."""
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
+def all_reduce(values: list[float], op: str = "sum", device: torch.device | None = None) -> list[float]:
+    """``values`` reduced over all ranks (float64, one collective); as given in one process."""
+    import torch.distributed as dist
+
+    if op not in _OPS:
+        raise ValueError(f"all_reduce: op {op!r} is not one of {_OPS}")
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=collective_device(device or torch.device("cpu")))
+    reduce_all_(t, op)
+    return t.tolist()
+
+
+def reduce_all_(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """In-place all-reduce of a tensor already on the collective device; a no-op in one process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op={"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}[op])
+    return t
+
+
+def param_digest(module: torch.nn.Module, zero3: bool = False) -> str:
+    """sha256 of every parameter's name and bytes, in name order: equal digests mean bit-equal
+    parameters. Under ZeRO-3 each parameter is gathered first (one module's at a time)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+        if zero3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters([p]):
+                data = p.detach().to("cpu", copy=True)
+        else:
+            data = p.detach().to("cpu")
+        h.update(name.encode())
+        h.update(data.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def replica_digests(module: torch.nn.Module, zero3: bool = False) -> list[str]:
+    """Every rank's :func:`param_digest`, in rank order (a collective: every rank calls it)."""
+    import torch.distributed as dist
+
+    mine = param_digest(module, zero3)
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [mine]
+    out: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, mine)
+    return [str(d) for d in out]

@@ -24,7 +24,9 @@ from .config import BEST_METRICS, TrainConfig
 class StepResult:
     loss: torch.Tensor  # summed over the batch (fp32 scalar)
     sample_size: int  # what the sum is over: masked frames, or utterances
-    logs: dict[str, float] = field(default_factory=dict)  # per-batch figures (means)
+    logs: dict[str, torch.Tensor | float] = field(default_factory=dict)
+    """Per-batch figures (means), as detached 0-d tensors on the device: the trainer sums them
+    there and reads them every ``log_every`` updates, so a step never waits on the device."""
 
 
 def _from_init(init: Wav2Vec2Task, task: str, overrides: dict, **head) -> Wav2Vec2Task:
@@ -84,6 +86,11 @@ def _f(t: torch.Tensor) -> float:
     return float(t.detach())
 
 
+def _d(t: torch.Tensor) -> torch.Tensor:
+    """A figure to log, kept on the device (reading it would wait for the device)."""
+    return t.detach().float()
+
+
 def _cast(batch: Batch, model) -> tuple[torch.Tensor, torch.Tensor]:
     p = next(model.parameters())
     return batch.audio.to(device=p.device, dtype=p.dtype), batch.lengths.to(p.device)
@@ -105,22 +112,22 @@ class PretrainTask(Task):
         out = model(audio, lengths)
         n = out.sample_size
         logs = {
-            "loss": _f(out.loss) / n,
-            "contrastive": _f(out.contrastive_loss) / n,
-            "diversity": _f(out.diversity_loss) / n,
-            "feature_pen": _f(out.feature_penalty) / n,
-            "code_ppl": _f(out.code_perplexity),
-            "prob_ppl": _f(out.prob_perplexity),
-            "temp": float(out.temperature),
-            "acc": _f(out.accuracy),
+            "loss": _d(out.loss) / n,
+            "contrastive": _d(out.contrastive_loss) / n,
+            "diversity": _d(out.diversity_loss) / n,
+            "feature_pen": _d(out.feature_penalty) / n,
+            "code_ppl": _d(out.code_perplexity),
+            "prob_ppl": _d(out.prob_perplexity),
+            "temp": float(out.temperature),  # a Python float: the schedule, not a device value
+            "acc": _d(out.accuracy),
         }
         return StepResult(out.loss, n, logs)
 
     def eval_sums(self, model, batch):
         res = self.step(model, batch)
         n = res.sample_size
-        return {"loss": res.logs["loss"] * n, "contrastive": res.logs["contrastive"] * n,
-                "acc": res.logs["acc"] * n, "n": n}
+        return {"loss": float(res.logs["loss"]) * n, "contrastive": float(res.logs["contrastive"]) * n,
+                "acc": float(res.logs["acc"]) * n, "n": n}
 
     def eval_keys(self):
         return ["acc", "contrastive", "loss", "n"]
@@ -162,7 +169,7 @@ class CTCTask(Task):
     def step(self, model, batch):
         audio, lengths = _cast(batch, model)
         out = model(audio, lengths, targets=self.targets(batch, audio.device))
-        return StepResult(out.loss, out.sample_size, {"loss": _f(out.loss) / out.sample_size})
+        return StepResult(out.loss, out.sample_size, {"loss": _d(out.loss) / out.sample_size})
 
     def eval_sums(self, model, batch):
         import jiwer
@@ -221,8 +228,8 @@ class ClsTask(Task):
         audio, lengths = _cast(batch, model)
         labels = self.label_tensor(batch, audio.device)
         out = model(audio, lengths, labels=labels)
-        acc = float((out.logits.argmax(-1) == labels).float().mean())
-        return StepResult(out.loss, out.sample_size, {"loss": _f(out.loss) / out.sample_size, "acc": acc})
+        acc = (out.logits.detach().argmax(-1) == labels).float().mean()
+        return StepResult(out.loss, out.sample_size, {"loss": _d(out.loss) / out.sample_size, "acc": acc})
 
     def eval_sums(self, model, batch):
         audio, lengths = _cast(batch, model)

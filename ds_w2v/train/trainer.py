@@ -16,13 +16,14 @@ Launch lines (the same for every task; see launch/*.sh):
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from ..data.index import read_split
 from ..data.loader import StreamingLoader
@@ -31,11 +32,16 @@ from ..data.stream import StreamConfig
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
-from .distributed import init_distributed, world_from_env
+from .distributed import (
+    all_reduce, collective_device, init_distributed, reduce_all_, replica_digests, world_from_env,
+)
 from .engine import build_engine
+from .evaluator import EvalResult, Evaluator
 from .flops import peak_flops, update_flops
 from .metrics import MetricsLogger
+from .run_dir import check_shared_run_dir
 from .schedule import learning_rate
+from .state import TrainerState
 from .tasks import TASK_CLASSES, load_init
 
 log = logging.getLogger("ds_w2v.train")
@@ -51,18 +57,22 @@ DATA_COUNTS = ("data/num_corrupt", *(f"data/skipped/{r}" for r in (*CORRUPTION_R
 
 
 class Trainer:
+    """``Trainer(config).train()``; ``state_dict``/``load_state_dict`` are what a checkpoint's
+    client state holds (the counters of :class:`TrainerState`, the stream position, RNG states)."""
+
     def __init__(self, config: TrainConfig, local_rank: int | None = None):
         self.config = config
         rank, world, env_local_rank = world_from_env()
         self.rank, self.world = rank, world
         local_rank = env_local_rank if local_rank is None else local_rank
-        use_cuda = torch.cuda.is_available()
+        use_cuda = torch.cuda.is_available() and config.device != "cpu"
         self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
 
         # -- everything that can be refused, before any process group starts --------------------
-        self.train_index = read_split(config.data.shards, config.data.train_split)
-        self.dev_index = read_split(config.data.shards, config.data.dev_split) if config.data.dev_split else None
-        self.test_index = self._optional_split(config.data.test_split)
+        d = config.data
+        self.train_index = read_split(d.shards, d.train_split)
+        self.dev_index = read_split(d.shards, d.dev_split) if d.dev_split else None
+        self.test_indexes = self._test_splits(d.test_splits)
         self.accum = resolve_batch(config, world)
         self.ds_config = build_ds_config(config, world, self.device.type)
         self.precision = resolved_precision(config, self.ds_config)
@@ -82,15 +92,17 @@ class Trainer:
         self.run_dir = Path(config.run_dir)
         if self.is_rank0:
             ckpt.write_model_meta(self.run_dir, model)
-            (self.run_dir / "config.yaml").write_text(__import__("yaml").safe_dump(config_to_dict(config), sort_keys=False))
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         # -- process group and engine ----------------------------------------------------------
         init_distributed(self.device, local_rank)
+        check_shared_run_dir(self.run_dir, rank, world)
         self.engine, self.optimizer = build_engine(model, self.ds_config, config.optim, self.device)
         self.module = self.engine.module
         self.zero_stage = self.engine.zero_optimization_stage()
+        self.evaluator = Evaluator(self.task, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
+                                   rank=rank, world=world, device=self.device, zero3=self.zero_stage == 3)
 
         # -- data --------------------------------------------------------------------------------
-        d = config.data
         self.stream_config = StreamConfig(
             kind=self.task.stream_kind, batch_s=d.batch_s, fill=d.fill, max_sample_size=d.max_sample_size,
             min_duration_s=d.min_duration_s, max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer,
@@ -100,14 +112,10 @@ class Trainer:
         self._iter = None
 
         # -- state -------------------------------------------------------------------------------
-        self.update = 0
-        self.bad_in_a_row = 0
-        self.bad_total = 0
-        self.failed_saves = 0  # periodic saves that failed in a row (a full disk)
-        self.best: float | None = None
-        self.best_update: int | None = None
-        self.train_time_s = 0.0
+        self.state = TrainerState()
+        self.failed_saves = 0  # periodic saves that failed in a row (a full disk); not resumed
         self._resume()
+        self._window = _Window()
         pcfg = self.module.config
         self.logger = MetricsLogger(self.run_dir, self.is_rank0, config.max_updates, self.update,
                                     pcfg.num_negatives, pcfg.latent_groups * pcfg.latent_vars)
@@ -119,15 +127,24 @@ class Trainer:
     def is_rank0(self) -> bool:
         return self.rank == 0
 
-    def _optional_split(self, split: str | None):
-        if not split:
-            return None
-        try:
-            return read_split(self.config.data.shards, split)
-        except ValueError:
-            if split == "test":
-                return None  # a corpus without a test split (pretraining audio) is fine
-            raise
+    @property
+    def update(self) -> int:
+        return self.state.update
+
+    @property
+    def bad_total(self) -> int:
+        return self.state.bad_total
+
+    def _test_splits(self, splits: list[str]) -> dict[str, Any]:
+        out = {}
+        for split in splits:
+            try:
+                out[split] = read_split(self.config.data.shards, split)
+            except ValueError:
+                if split == "test" and len(splits) == 1:
+                    continue  # the default, on a corpus without a test split (pretraining audio): fine
+                raise
+        return out
 
     def _seed_everything(self, seed: int) -> None:
         import random
@@ -138,24 +155,23 @@ class Trainer:
         np.random.seed(seed)
         torch.manual_seed(seed)
 
-    def _all_reduce(self, values: list[float], op: str = "sum") -> list[float]:
-        if self.world == 1:
-            return values
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
-        dist.all_reduce(t, op={"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}[op])
-        return t.tolist()
-
     # -- checkpoints ---------------------------------------------------------------------------
-    def client_state(self) -> dict[str, Any]:
-        return {"update": self.update, "epoch": self.epoch, "data": self.loader.state_dict(),
-                "rng": ckpt.rng_state(), "best": self.best, "best_update": self.best_update,
-                "bad_total": self.bad_total, "bad_in_a_row": self.bad_in_a_row, "train_time_s": self.train_time_s,
-                "task": self.config.task}
+    def state_dict(self) -> dict[str, Any]:
+        """The client state of a checkpoint: counters (flat, as older checkpoints have them),
+        the stream position, RNG states and the task's name."""
+        return {**self.state.state_dict(), "epoch": self.epoch, "data": self.loader.state_dict(),
+                "rng": ckpt.rng_state(), "task": self.config.task}
+
+    def load_state_dict(self, client: dict[str, Any]) -> None:
+        if client.get("task") not in (None, self.config.task):
+            raise ValueError(f"run_dir: {self.run_dir} holds a {client.get('task')} run, not {self.config.task}")
+        self.state.load_state_dict(client)
+        self.loader.load_state_dict(client["data"])
+        self.module.set_num_updates(self.update)
+        ckpt.set_rng_state(client["rng"])
 
     def save(self, tag: str | None = None, latest: bool = True) -> None:
-        ckpt.save(self.engine, self.run_dir, tag or ckpt.tag_for(self.update), self.client_state(),
+        ckpt.save(self.engine, self.run_dir, tag or ckpt.tag_for(self.update), self.state_dict(),
                   self.config.keep_last, self.is_rank0, save_latest=latest)
 
     def _periodic_save(self, final: bool = False) -> bool:
@@ -179,16 +195,7 @@ class Trainer:
     def _resume(self) -> None:
         if ckpt.latest_tag(self.run_dir) is None:
             return
-        client = ckpt.load(self.engine, self.run_dir)
-        if client.get("task") not in (None, self.config.task):
-            raise ValueError(f"run_dir: {self.run_dir} holds a {client.get('task')} run, not {self.config.task}")
-        self.update = int(client["update"])
-        self.loader.load_state_dict(client["data"])
-        self.best, self.best_update = client.get("best"), client.get("best_update")
-        self.bad_total, self.bad_in_a_row = client.get("bad_total", 0), client.get("bad_in_a_row", 0)
-        self.train_time_s = client.get("train_time_s", 0.0)
-        self.module.set_num_updates(self.update)
-        ckpt.set_rng_state(client["rng"])
+        self.load_state_dict(ckpt.load(self.engine, self.run_dir))
         if self.is_rank0:
             log.info("resumed %s at update %d (epoch %d)", self.run_dir, self.update, self.epoch)
 
@@ -207,48 +214,68 @@ class Trainer:
                 self._iter = None
 
     # -- one update ------------------------------------------------------------------------------
-    def train_step(self) -> dict[str, float] | None:
-        """One optimizer update over ``accum`` micro-batches; None if it was skipped (non-finite)."""
+    def train_step(self) -> bool:
+        """One optimizer update over ``accum`` micro-batches; False if it was skipped (non-finite).
+
+        The device is waited on once per update, for the one finiteness check all ranks agree
+        on (with the update's audio total, one all-reduce); the figures stay on the device in
+        ``self._window`` until ``log()`` reads them."""
         cfg = self.config
         t0 = time.perf_counter()
         batches = [self._next_batch() for _ in range(self.accum)]
-        local_s = sum(b.num_audio_s for b in batches)
-        total_s = self._all_reduce([local_s])[0]
+        local_s = sum(b.num_audio_s for b in batches)  # host-side: the lengths never left the CPU
+        total_s = all_reduce([local_s], "sum", self.device)[0]
         frozen = cfg.task != "pretrain" and self.update < cfg.freeze_transformer_updates
         self.module.backbone_frozen = frozen
         lr = learning_rate(self.update, cfg.optim, cfg.schedule, cfg.max_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        sums: dict[str, float] = defaultdict(float)
-        finite_all = True
+        sums: dict[str, torch.Tensor | float] = {}
+        finite = torch.ones((), device=self.device)
         skipped_before = self.engine.skipped_steps
         self.engine.train()
         for b in batches:
             res = self.task.step(self.engine, b)
-            finite = bool(torch.isfinite(res.loss))
-            finite = self._all_reduce([1.0 if finite else 0.0], "min")[0] > 0
-            finite_all &= finite
+            finite = finite * torch.isfinite(res.loss.detach())
             weight = b.num_audio_s / max(total_s, 1e-9)
             # DeepSpeed divides by gradient accumulation and averages over ranks: undo both so
             # the update is sum_b (audio_b / audio_total) * loss_b / sample_size_b
             self.engine.backward(res.loss * (weight * self.world * self.accum / res.sample_size))
             self.engine.step()
             for k, v in res.logs.items():
-                sums[k] += v * weight
-        if not finite_all:
+                sums[k] = sums.get(k, 0.0) + v * weight
+        # one finiteness check per update, the same answer on every rank
+        ok = reduce_all_(finite.to(collective_device(self.device), torch.float64), "min")
+        if not bool(ok):
             return self._skipped(skipped_before)
-        self.bad_in_a_row = 0
-        self.update += 1
+        self.state.bad_in_a_row = 0
+        self.state.update += 1
         self.module.set_num_updates(self.update)
         dt = time.perf_counter() - t0
-        self.train_time_s += dt
-        keys, data = sorted(sums), self.loader.stats.as_dict()
-        totals = self._all_reduce([sums[k] for k in keys] + [data.get(k, 0.0) for k in DATA_COUNTS])
-        figures = {f"train/{k}": v for k, v in zip(keys, totals)}
+        self.state.train_time_s += dt
+        flops = 0.0
+        if self.peak:
+            flops = sum(update_flops(self.module.config, b.lengths.tolist(), cfg.task == "pretrain") for b in batches)
+        self._window.add(sums, audio_s=total_s, update_s=dt, flops=flops, lr=lr)
+        return True
+
+    def log(self) -> None:
+        """Read the figures of the updates since the last call (their means; one all-reduce) and
+        log them. Every rank calls it at the same updates."""
+        w, self._window = self._window, _Window()
+        if not w.updates:
+            return
+        keys, data = sorted(w.sums), self.loader.stats.as_dict()
+        local = torch.stack([torch.as_tensor(w.sums[k], dtype=torch.float64, device=self.device) for k in keys]
+                            + [torch.tensor(data.get(k, 0.0), dtype=torch.float64, device=self.device)
+                               for k in DATA_COUNTS])
+        totals = reduce_all_(local.to(collective_device(self.device)), "sum").tolist()
+        figures = {f"train/{k}": v / w.updates for k, v in zip(keys, totals)}
         # damaged / filtered data met by the loaders: the total always, each reason once it occurs
         figures.update((k, v) for k, v in zip(DATA_COUNTS, totals[len(keys):]) if v or k == "data/num_corrupt")
-        figures.update({"opt/lr": lr, "perf/update_s": dt, "perf/audio_s_per_s": total_s / dt})
-        gn = self.engine.get_global_grad_norm()
+        figures.update({"opt/lr": w.lr, "perf/update_s": w.update_s / w.updates,
+                        "perf/audio_s_per_s": w.audio_s / w.update_s})
+        gn = self.engine.get_global_grad_norm()  # of the last update
         if gn is not None:
             figures["opt/grad_norm"] = float(gn)
         if self.precision == "fp16":
@@ -256,13 +283,12 @@ class Trainer:
             if isinstance(scale, (int, float)):
                 figures["opt/loss_scale"] = float(scale)
         if self.peak:
-            flops = sum(update_flops(self.module.config, b.lengths.tolist(), cfg.task == "pretrain") for b in batches)
-            figures["perf/mfu"] = flops / dt / self.peak
-        return figures
+            figures["perf/mfu"] = w.flops / w.update_s / self.peak
+        self.logger.log(self.update, figures)
 
-    def _skipped(self, skipped_before: int) -> None:
-        self.bad_total += 1
-        self.bad_in_a_row += 1
+    def _skipped(self, skipped_before: int) -> bool:
+        self.state.bad_total += 1
+        self.state.bad_in_a_row += 1
         if self.engine.skipped_steps == skipped_before:
             # DeepSpeed applied a non-finite update: parameters may now be NaN. Refuse to go on.
             raise TrainingAborted(
@@ -271,58 +297,32 @@ class Trainer:
             )
         if self.is_rank0:
             log.warning("update %d: non-finite loss on some rank; update skipped on every rank (%d in a row, %d total)",
-                        self.update, self.bad_in_a_row, self.bad_total)
+                        self.update, self.state.bad_in_a_row, self.bad_total)
         self.logger.log(self.update, {"train/skipped_updates": self.bad_total})
-        if self.bad_in_a_row >= self.config.max_bad_updates:
+        if self.state.bad_in_a_row >= self.config.max_bad_updates:
             self.save()
             raise TrainingAborted(
-                f"stopped after {self.bad_in_a_row} non-finite updates in a row (train.max_bad_updates); "
+                f"stopped after {self.state.bad_in_a_row} non-finite updates in a row (train.max_bad_updates); "
                 f"the parameters were not changed by them and are saved in {ckpt.ckpt_dir(self.run_dir)} "
                 f"(tag {ckpt.tag_for(self.update)}): lower the learning rate and resume"
             )
-        return None
+        return False
 
     # -- evaluation ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self, index, max_batches: int | None = None) -> dict[str, float]:
-        """Metrics of the current model on a split (every utterance once, over all ranks)."""
-        rng = ckpt.rng_state()  # evaluation must not perturb the training RNG stream
-        torch.manual_seed(self.config.seed + 12345)
-        scfg = StreamConfig(kind=self.task.stream_kind, batch_s=self.config.data.batch_s, loop=False,
-                            shard_shuffle=False, shuffle_buffer=0, seed=self.config.seed,
-                            max_sample_size=self.config.data.max_sample_size)
-        loader = StreamingLoader.from_split(index, scfg, rank=self.rank, world_size=self.world)
-        self.engine.eval()
-        sums: dict[str, float] = defaultdict(float)
-        count = 0
-        for batch in loader:
-            if max_batches is not None and count >= max_batches:
-                break
-            for k, v in self.task.eval_sums(self.engine, batch).items():
-                sums[k] += v
-            count += 1
-        if self.zero_stage == 3:  # every rank must run as many forwards (parameter gathers are collective)
-            most = int(self._all_reduce([float(count)], "max")[0])
-            dtype = next(self.module.parameters()).dtype
-            for _ in range(most - count):
-                self.engine(torch.zeros(1, 16000, device=self.device, dtype=dtype))
-        keys = self.task.eval_keys()  # the same list on every rank, even one that saw no batch
-        total = dict(zip(keys, self._all_reduce([sums.get(k, 0.0) for k in keys])))
-        self.engine.train()
-        ckpt.set_rng_state(rng)
-        self.last_eval_sums = total
-        return self.task.eval_metrics(total) if total.get("n", 0) > 0 else {}
+    def evaluate(self, index, max_batches: int | None = None) -> EvalResult:
+        """The current model's metrics on a split (every utterance once, over all ranks)."""
+        return self.evaluator.run(self.engine, index, max_batches)
 
     def _eval_dev(self) -> None:
         if self.dev_index is None:
             return
-        metrics = self.evaluate(self.dev_index, self.config.eval_max_batches)
+        metrics = self.evaluate(self.dev_index, self.config.eval_max_batches).metrics
         if not metrics:
             return
         self.logger.log(self.update, {f"dev/{k}": v for k, v in metrics.items()})
         value = metrics.get(self.task.best_metric)
-        if value is not None and self.task.is_better(value, self.best):
-            self.best, self.best_update = value, self.update
+        if value is not None and self.task.is_better(value, self.state.best):
+            self.state.best, self.state.best_update = value, self.update
             self.save("best", latest=False)
             if self.is_rank0:
                 log.info("update %d: new best dev %s = %.4f", self.update, self.task.best_metric, value)
@@ -333,12 +333,11 @@ class Trainer:
         last_saved = self.update if ckpt.latest_tag(self.run_dir) else None
         try:
             while self.update < cfg.max_updates:
-                figures = self.train_step()
-                if figures is None:
+                if not self.train_step():
                     continue
                 self.logger.advance()
                 if self.update % cfg.log_every == 0 or self.update == cfg.max_updates:
-                    self.logger.log(self.update, figures)
+                    self.log()
                 if self.update % cfg.eval_every == 0:
                     self._eval_dev()
                 if self.update % cfg.save_every == 0 and self._periodic_save():
@@ -352,20 +351,55 @@ class Trainer:
             self.logger.close()
 
     def finish(self) -> dict[str, Any]:
-        """Evaluate ``test`` once, with the best-on-dev checkpoint when there is one."""
-        result: dict[str, Any] = {"task": self.config.task, "updates": self.update, "train_time_s": self.train_time_s,
-                                  "best_dev": self.best, "best_update": self.best_update,
-                                  "skipped_updates": self.bad_total, "run_dir": str(self.run_dir)}
-        if self.test_index is not None and self.config.task != "pretrain":
-            if self.best_update is not None:
-                ckpt.load(self.engine, self.run_dir, "best")
-            test = self.evaluate(self.test_index)
-            result["test"] = test
-            if hasattr(self.task, "confusion"):
-                result["test_confusion"] = {"labels": self.task.labels, "matrix": self.task.confusion(self.last_eval_sums)}
-            self.logger.log(self.update, {f"test/{k}": v for k, v in test.items()})
-        if self.is_rank0:
-            import json
+        """Score every test split once, with the best-on-dev checkpoint when there is one.
 
+        ``results.json``: ``test`` holds the first test split's metrics (the headline figure),
+        ``test_sets`` every test split's, by name."""
+        s = self.state
+        result: dict[str, Any] = {"task": self.config.task, "updates": s.update, "train_time_s": s.train_time_s,
+                                  "best_dev": s.best, "best_update": s.best_update,
+                                  "skipped_updates": s.bad_total, "run_dir": str(self.run_dir)}
+        # data-parallel replicas must end bit-equal (the latest checkpoint's weights): say so if not
+        digests = replica_digests(self.module, self.zero_stage == 3)
+        result["replica_digests"] = digests
+        if len(set(digests)) > 1 and self.is_rank0:
+            log.error("the ranks ended with different parameters (digests %s): the run is not data-parallel-"
+                      "consistent; report it with the DeepSpeed config", digests)
+        if self.test_indexes and self.config.task != "pretrain":
+            if s.best_update is not None:
+                ckpt.load(self.engine, self.run_dir, "best")
+            result["test_sets"] = {}
+            for i, (split, index) in enumerate(self.test_indexes.items()):
+                out = self.evaluate(index)
+                result["test_sets"][split] = out.metrics
+                if i == 0:
+                    result["test"] = out.metrics
+                    if hasattr(self.task, "confusion"):
+                        result["test_confusion"] = {"labels": self.task.labels, "matrix": self.task.confusion(out.sums)}
+                # one test set: test/wer; several: test/test_clean/wer, test/test_other/wer
+                prefix = "test" if len(self.test_indexes) == 1 else f"test/{split}"
+                self.logger.log(self.update, {f"{prefix}/{k}": v for k, v in out.metrics.items()})
+        if self.is_rank0:
             (self.run_dir / "results.json").write_text(json.dumps(result, indent=1))
         return result
+
+
+class _Window:
+    """The figures of the updates since the last log line: per-micro-batch figures summed on the
+    device (weighted by audio share), the rest on the host."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor | float] = {}
+        self.updates = 0
+        self.audio_s = self.update_s = self.flops = 0.0
+        self.lr = 0.0
+
+    def add(self, sums: dict[str, torch.Tensor | float], *, audio_s: float, update_s: float, flops: float,
+            lr: float) -> None:
+        for k, v in sums.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.updates += 1
+        self.audio_s += audio_s
+        self.update_s += update_s
+        self.flops += flops
+        self.lr = lr  # the last update's

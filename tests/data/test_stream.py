@@ -230,3 +230,118 @@ def test_flac_shards_stream_like_npy(tmp_path):
     a, b = (_loader(tmp_path / c, kind="finetune", seed=1) for c in ("npy", "flac"))
     for x, y in zip(a, b):
         assert x.ids == y.ids and np.array_equal(x.audio.numpy(), y.audio.numpy())
+
+
+# -- single-pass (evaluation) streams: every decodable utterance, the oversize ones alone -----
+EVAL_BATCH_S = 4.0  # 64,000 samples: the 4.1, 5.0, 6.5 and 9.0-s utterances below do not fit
+EVAL_DURS = [[1.0, 5.0, 0.3, 2.5, 4.0], [4.1, 1.5, 2.0], [0.8, 9.0, 1.2, 1.1, 3.0, 6.5], [2.2]]
+BAD_ID = "eval_bad_audio"
+
+
+def _append_bad_sample(tar_path: Path) -> None:
+    """A sample whose audio does not decode, at the end of an existing shard."""
+    with tarfile.open(tar_path, "a") as tf:
+        _add(tf, f"{BAD_ID}.npy", b"nonsense")
+        _add(tf, f"{BAD_ID}.json", json.dumps({"id": BAD_ID}).encode())
+
+
+def _shard_records(urls) -> dict[str, int]:
+    """``{id: num_samples}`` of every JSON record in the tars, read without the loader."""
+    out = {}
+    for url in urls:
+        with tarfile.open(url) as tf:
+            for m in tf.getmembers():
+                if m.name.endswith(".json"):
+                    record = json.loads(tf.extractfile(m).read())
+                    out[record["id"]] = record.get("num_samples", 0)
+    return out
+
+
+@pytest.fixture(scope="module", params=["4 shards", "1 shard"])
+def eval_split(request, tmp_path_factory) -> tuple[list[str], dict[str, int]]:
+    """4 uneven shards (shard-level rank split) or the same utterances in 1 shard (sample-level
+    split), with 4 utterances longer than the budget and one corrupt sample; returns the URLs and
+    ``{id: num_samples}`` of the decodable utterances."""
+    out = tmp_path_factory.mktemp("eval")
+    durs = EVAL_DURS if request.param == "4 shards" else [[d for s in EVAL_DURS for d in s]]
+    write_split(out, "eval", durs)
+    split = read_split(out, "eval")
+    _append_bad_sample(Path(split.urls[-1]))
+    records = _shard_records(split.urls)
+    assert records.pop(BAD_ID) == 0 and len(records) == sum(map(len, EVAL_DURS))
+    return split.urls, records
+
+
+def _eval_cfg(**kw) -> StreamConfig:
+    # what the trainer's evaluate() builds, plus duration filters a single pass must ignore
+    base = dict(kind="finetune", batch_s=EVAL_BATCH_S, loop=False, shard_shuffle=False, shuffle_buffer=0,
+                min_duration_s=0.5, max_duration_s=3.0)
+    return StreamConfig(**(base | kw))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"num_workers": 2}, {"shuffle_buffer": 4, "shard_shuffle": True}])
+def test_single_pass_delivers_every_decodable_utterance_oversize_alone(eval_split, overrides):
+    urls, records = eval_split
+    budget = int(EVAL_BATCH_S * SAMPLE_RATE)
+    oversize = {i for i, n in records.items() if n > budget}
+    assert len(oversize) == 4 and any(n == budget for n in records.values())  # 4.0 s fits exactly
+    loader = StreamingLoader(urls, _eval_cfg(**overrides))
+    batches = list(loader)
+    ids = [i for b in batches for i in b.ids]
+    assert sorted(ids) == sorted(records)  # each once: oversize, too short (0.3 s), over max_duration_s
+    for b in batches:
+        if set(b.ids) & oversize:
+            # alone, unpadded and uncropped: the whole utterance, wider than the budget
+            assert b.batch_size == 1 and b.audio.shape[1] == b.lengths[0] == records[b.ids[0]] > budget
+        else:
+            assert b.audio.numel() <= budget
+    stats = loader.stats
+    assert stats.skipped == {"bad_audio": 1} and stats.num_corrupt == 1  # filters count nothing
+    assert stats.num_utterances == len(records) and stats.num_oversize == len(oversize)
+    assert stats.audio_s == pytest.approx(sum(records.values()) / SAMPLE_RATE)
+    assert stats.as_dict()["data/num_oversize"] == 4.0
+
+
+def test_single_pass_pretrain_crops_as_usual_and_keeps_every_utterance(eval_split):
+    urls, records = eval_split
+    cap = 3 * SAMPLE_RATE  # max_sample_size below the budget: every batch is cropped within it
+    loader = StreamingLoader(urls, _eval_cfg(kind="pretrain", max_sample_size=cap))
+    batches = list(loader)
+    assert sorted(i for b in batches for i in b.ids) == sorted(records)
+    assert all(b.audio.shape[1] <= cap and (b.lengths == b.audio.shape[1]).all() for b in batches)
+    stats = loader.stats
+    assert stats.num_oversize == 0  # a cropped utterance always fits: nothing needs a batch alone
+    assert stats.valid_samples + stats.cropped_samples == sum(records.values())
+
+
+def test_single_pass_over_two_ranks_covers_every_utterance_once(eval_split):
+    urls, records = eval_split
+    ids, per_rank = [], []
+    for rank in range(2):  # given explicitly: no process group
+        loader = StreamingLoader(urls, _eval_cfg(), rank=rank, world_size=2)
+        ids += [i for b in loader for i in b.ids]
+        per_rank.append(loader.stats)
+    assert sorted(ids) == sorted(records)
+    assert all(s.num_utterances > 0 for s in per_rank)
+    assert sum(s.num_oversize for s in per_rank) == 4
+    assert sum(s.skipped.get("bad_audio", 0) for s in per_rank) == 1
+    assert sum(s.valid_samples for s in per_rank) == sum(records.values())
+
+
+def test_training_stream_still_skips_oversize_and_filtered_utterances(eval_split):
+    urls, records = eval_split
+    budget = int(EVAL_BATCH_S * SAMPLE_RATE)
+    cfg = StreamConfig(kind="finetune", batch_s=EVAL_BATCH_S, min_duration_s=0.5, shuffle_buffer=4)
+    dropped = {i for i, n in records.items() if n > budget or n < 0.5 * SAMPLE_RATE}
+    usable = len(records) - len(dropped)
+    # a batch holds >= 1 utterance, so 2 x usable + 1 batches read passes 0 and 1 in full
+    loader = StreamingLoader(urls, cfg, num_batches=2 * usable + 1)
+    batches = list(loader)
+    ids = {i for b in batches for i in b.ids}
+    assert len(dropped) == 5 and not ids & dropped and ids == set(records) - dropped
+    assert all(b.audio.numel() <= budget for b in batches)
+    stats = loader.stats
+    assert stats.num_oversize == 0
+    # counted once per pass that meets them: 4 oversize, the 0.3-s one, the corrupt one
+    assert stats.skipped["too_long"] >= 2 * 4 and stats.skipped["too_short"] >= 2
+    assert stats.skipped["bad_audio"] >= 2

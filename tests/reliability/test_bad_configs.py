@@ -1,4 +1,4 @@
-"""Bad configurations through the command line, end to end (``python -m ds_w2v.train ...``):
+"""Bad configurations and command lines, end to end (``python -m ds_w2v.train ...``):
 exit 1, quickly, one line on stderr naming the key or file, no traceback, and no process group
 ever started (a probe reports ``torch.distributed.is_initialized()`` as the process exits).
 tests/train/test_config.py checks config loading in-process; this is the CLI path."""
@@ -60,7 +60,40 @@ def test_bad_config_fails_in_one_line_before_any_process_group(speech, tmp_path,
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert err[0].startswith(f"ds_w2v.train {command}: error: ") and message.format(**fill) in err[0], err[0]
+    assert err[0].startswith(f"ds-w2v {command}: error: ") and message.format(**fill) in err[0], err[0]
     assert "PROCESS_GROUP_STARTED=False" in proc.stdout, proc.stdout[-2000:]
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert elapsed_s < 60, elapsed_s  # refused from the config and the index, not after a model is trained
+
+
+# (argv after ``python -m ds_w2v.train``, exit code, what the one stderr line must say)
+CLI_CASES = {
+    "local_rank_twice": (["--local_rank=0", "pretrain", "--local_rank", "1", "--recipe", "pretrain_tiny"], 2,
+                         "ds-w2v: error: --local_rank given 2 times (0, 1)"),
+    "local_rank_malformed": (["--local_rank=one", "pretrain", "--recipe", "pretrain_tiny"], 2,
+                             "ds-w2v: error: --local_rank='one': not a non-negative integer"),
+    "local_rank_without_value": (["pretrain", "--recipe", "pretrain_tiny", "--local_rank"], 2,
+                                 "ds-w2v: error: --local_rank needs a value"),
+    "local_rank_disagrees_with_env": (["--local_rank=1", "pretrain", "--recipe", "pretrain_tiny"], 2,
+                                      "ds-w2v: error: --local_rank=1 disagrees with LOCAL_RANK=0"),
+    "evaluate_unknown_split": (["evaluate", "data.shards={shards}", "model.init={tmp}/m.pt", "--split", "nope"], 1,
+                               "ds-w2v evaluate: error: {shards}/dataset.json: no split 'nope'; known splits: train"),
+    "evaluate_without_model": (["evaluate", "data.shards={shards}", "--split", "train"], 1,
+                               "ds-w2v evaluate: error: evaluate needs model.init="),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_bad_command_line_fails_in_one_line(speech, tmp_path, case):
+    argv, code, message = CLI_CASES[case]
+    save_model(build_model("tiny", "pretrain"), tmp_path / "m.pt")
+    fill = {"tmp": tmp_path, "shards": speech["dir"]}
+    env = subprocess_env(LOCAL_RANK="0") if case == "local_rank_disagrees_with_env" else subprocess_env()
+    proc = subprocess.run([sys.executable, "-c", PROBE, *[a.format(**fill) for a in argv]], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert err[0].startswith(message.format(**fill)), err[0]
+    assert "PROCESS_GROUP_STARTED=False" in proc.stdout, proc.stdout[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # nothing written (no runs/run)

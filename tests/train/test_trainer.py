@@ -64,10 +64,13 @@ def test_resume_reproduces_the_uninterrupted_run(timit_shards, tmp_path):
     want = _losses(tmp_path / "a")
 
     first = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", f"max_updates={n}"))
-    got = {}
-    for update in range(1, n // 2 + 1):
-        got[update] = first.train_step()["train/loss"]
+    for _ in range(n // 2):
+        assert first.train_step()
+        first.log()
     first.save()
+    first.logger.close()
+    got = _losses(tmp_path / "b")
+    assert sorted(got) == list(range(1, n // 2 + 1))
     del first  # "killed": nothing but the checkpoint survives
     resumed = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", f"max_updates={n}"))
     assert resumed.update == n // 2
@@ -85,7 +88,9 @@ def test_ctc_finetuning_from_a_pretraining_run(timit_shards, tmp_path):
                              "freeze_transformer_updates=1", "eval_every=3", "eval_max_batches=2",
                              "model.overrides.feature_grad_mult=0.0")).train()
     assert result["task"] == "ctc" and result["updates"] == 3
-    assert set(result["test"]) == {"loss", "wer", "cer"} and 0 <= result["test"]["cer"]
+    assert set(result["test"]) == {"loss", "wer", "cer", "num_utterances", "audio_s"} and 0 <= result["test"]["cer"]
+    index = json.loads((timit_shards / "dataset.json").read_text())
+    assert result["test"]["num_utterances"] == index["splits"]["test"]["num_samples"]
     model = load_model(export(run, tmp_path / "ctc.pt"))
     pre = load_model(export(tmp_path / "pt", tmp_path / "pt.pt"))
     # with feature_grad_mult 0 (BASE's fine-tuning; the tiny recipe trains it) the conv encoder is
@@ -100,7 +105,7 @@ def test_classification_from_an_hf_folder(ravdess_shards, tmp_path):
     export_hf(build_model("tiny", "pretrain"), tmp_path / "hf")
     result = Trainer(_config("finetune_cls_tiny", ravdess_shards, tmp_path / "cls", "max_updates=3",
                              f"model.init={tmp_path / 'hf'}", "freeze_transformer_updates=0", "eval_every=3")).train()
-    assert result["task"] == "cls" and set(result["test"]) == {"loss", "acc", "f1"}
+    assert result["task"] == "cls" and set(result["test"]) == {"loss", "acc", "f1", "num_utterances", "audio_s"}
     assert result["best_update"] == 3
 
 
