@@ -1,6 +1,7 @@
 """``ds-w2v export RUN_DIR OUT [--tag T]``: a run's checkpoint (any ZeRO stage) -> one fp32 ds_w2v
 model file, which ``load_model``, ``export-hf`` and fine-tuning (``model.init=OUT``) accept.
-Default tag: ``best`` when the run has one, else ``latest``."""
+``--tag``: ``latest``, ``best`` (what ``checkpoints/latest`` / ``checkpoints/best`` name) or a tag
+directory's name (``update_00001000``); default ``best`` when the run has one, else ``latest``."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__)
     p.add_argument("run_dir")
     p.add_argument("out")
-    p.add_argument("--tag", default=None, help="checkpoint tag (update_00001000, best, ...)")
+    p.add_argument("--tag", default=None,
+                   help="latest, best or a tag directory (update_00001000); default best, else latest")
     return p
 
 

@@ -2,22 +2,28 @@
 
 Layout of ``RUN_DIR``::
 
-    model.json                 task, config and vocabulary / labels of the model (written first)
+    model.json                   task, config and vocabulary / labels of the model (written first)
     checkpoints/update_00001000/ DeepSpeed tag directories (model + optimizer shards of every rank)
-    checkpoints/best/          the best-on-dev checkpoint (fine-tuning)
-    checkpoints/latest         names the newest *complete* tag: written (atomically) after every
-                               rank's files, so a kill or a full disk mid-save leaves it unchanged
+    checkpoints/best_update_00000750/  the best-on-dev checkpoint (fine-tuning), a tag of its own
+    checkpoints/latest           names the newest *complete* update tag
+    checkpoints/best             names the best tag
+
+Both pointer files are written by rank 0 after every rank's files (DeepSpeed's closing barrier),
+by rename, so a kill or a full disk mid-save leaves them on the previous complete tag. A new best
+is a new directory; the one it replaces is removed only once ``best`` names the new one. A run
+saved before that layout has ``checkpoints/best/`` as a directory: it is still read (with a
+warning) and its next best save replaces it. ``resolve_tag`` is the one place where ``latest``,
+``best`` and tag names become a directory.
 
 The client state holds what DeepSpeed does not: update counter, epoch and stream position,
 RNG states (torch, CUDA, numpy, python), best metric, non-finite counters. Only the newest
-``keep_last`` update tags stay, never the one ``latest`` names. ``export`` consolidates the fp32
+``keep_last`` update tags stay, never one a pointer names. ``export`` consolidates the fp32
 weights of any ZeRO stage into a ds_w2v model file.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -31,7 +37,14 @@ from ..models.wav2vec2.factory import MODEL_FORMAT, model_from_payload, save_mod
 from ..models.wav2vec2.model import Wav2Vec2Task
 
 log = logging.getLogger("ds_w2v.train")
+LATEST, BEST = "latest", "best"  # the pointer files' names, accepted wherever a tag is
 TAG_RE = re.compile(r"^update_(\d{8})$")
+# a distinct family, so that keep_last counts update tags only; "_1" when a resumed run saves a best
+# again at the update of the best it saved before it was killed (that tag must not be overwritten)
+BEST_TAG_RE = re.compile(r"^best_update_(\d{8})(_\d+)?$")
+# where an older run's best directory goes while a pointer file takes its name (a rename: the
+# directory cannot be replaced by a file in one step); read as the best until the pointer stands
+OLD_BEST_MOVED = "best.replaced"
 
 
 def tag_for(update: int) -> str:
@@ -42,12 +55,71 @@ def ckpt_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def latest_tag(run_dir: Path) -> str | None:
-    f = ckpt_dir(run_dir) / "latest"
+def _is_tag(run_dir: Path, tag: str) -> bool:
+    # a plain name inside checkpoints/, never a path out of it
+    return tag not in ("", ".", "..") and Path(tag).name == tag and (ckpt_dir(run_dir) / tag).is_dir()
+
+
+def _read_pointer(run_dir: Path, name: str) -> str | None:
+    f = ckpt_dir(run_dir) / name
     if not f.is_file():
         return None
     tag = f.read_text().strip()
-    return tag if tag and (ckpt_dir(run_dir) / tag).is_dir() else None
+    return tag if _is_tag(run_dir, tag) else None
+
+
+def _write_pointer(run_dir: Path, name: str, tag: str) -> None:
+    tmp = ckpt_dir(run_dir) / f"{name}.tmp"
+    tmp.write_text(tag)
+    tmp.replace(ckpt_dir(run_dir) / name)
+
+
+def latest_tag(run_dir: Path) -> str | None:
+    return _read_pointer(run_dir, LATEST)
+
+
+def best_tag(run_dir: Path) -> str | None:
+    """The tag directory of the best checkpoint: the one ``checkpoints/best`` names, or, in a run
+    saved before that file existed, the ``best`` directory itself (``best.replaced`` if a kill
+    fell between its rename and the pointer's)."""
+    d = ckpt_dir(run_dir)
+    if (d / BEST).is_dir():
+        return BEST
+    if (d / BEST).is_file():
+        return _read_pointer(run_dir, BEST)
+    return OLD_BEST_MOVED if (d / OLD_BEST_MOVED).is_dir() else None
+
+
+def _pointed_at(run_dir: Path) -> set[str]:
+    return {t for t in (latest_tag(run_dir), best_tag(run_dir)) if t}
+
+
+def _inventory(run_dir: Path) -> str:
+    d = ckpt_dir(run_dir)
+    tags = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    pointers = [f"{name} -> {t}" for name, t in ((LATEST, latest_tag(run_dir)), (BEST, best_tag(run_dir))) if t]
+    return "tags: " + (", ".join(tags) or "none") + "".join(f"; {p}" for p in pointers)
+
+
+def resolve_tag(run_dir: Path, tag: str | None) -> str:
+    """The tag directory (in ``checkpoints/``) that ``tag`` stands for: ``latest`` and ``best``
+    the ones their pointer files name, a tag directory's name itself, None ``best`` if the run
+    has one, else ``latest``. FileNotFoundError when there is no such checkpoint."""
+    run_dir = Path(run_dir)
+    if tag is None:
+        tag = BEST if best_tag(run_dir) else LATEST
+    if tag == LATEST:
+        found = latest_tag(run_dir)
+    elif tag == BEST:
+        found = best_tag(run_dir)
+    else:
+        found = tag if _is_tag(run_dir, tag) else None
+    if found is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint {tag!r} ({_inventory(run_dir)})")
+    if found in (BEST, OLD_BEST_MOVED):
+        log.warning("%s: checkpoints/%s is a best checkpoint in the layout before the best pointer file; "
+                    "using it (the run's next best save replaces it)", run_dir, found)
+    return found
 
 
 def is_run_dir(path: Path) -> bool:
@@ -79,48 +151,99 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(engine, run_dir: Path, tag: str, client_state: dict[str, Any], keep_last: int, is_rank0: bool,
-         save_latest: bool = True) -> None:
-    """Save ``tag``, then point ``latest`` at it. A save that fails (a full disk) removes its
-    partial tag directory and leaves ``latest`` on the previous complete checkpoint."""
+         save_latest: bool = True) -> str:
+    """Save ``tag``, then point ``latest`` at it; returns the tag directory written. ``tag="best"``
+    writes a new ``best_update_*`` tag (from ``client_state["update"]``) and points ``best`` at it.
+    A save that fails (a full disk) removes its partial tag directory and leaves the pointers on
+    the previous complete checkpoints."""
+    run_dir = Path(run_dir)
+    is_best = tag == BEST
+    if is_best:
+        tag = _new_best_tag(run_dir, int(client_state["update"]))
+        if is_rank0:
+            # files of a killed save of this tag (perhaps of another world size, whose extra shard
+            # files zero_to_fp32 would read); safe here: the other ranks write only after
+            # save_checkpoint's opening barrier, which rank 0 reaches after this
+            shutil.rmtree(ckpt_dir(run_dir) / tag, ignore_errors=True)
     # DeepSpeed's own ``latest`` is written by rank 0 without waiting for the other ranks' files,
     # and by truncate-then-write; ours comes after save_checkpoint's closing barrier, by rename
     try:
         engine.save_checkpoint(str(ckpt_dir(run_dir)), tag=tag, client_state=client_state, save_latest=False)
     except BaseException:
-        if is_rank0 and tag != latest_tag(run_dir):
+        if is_rank0 and tag not in _pointed_at(run_dir):
             shutil.rmtree(ckpt_dir(run_dir) / tag, ignore_errors=True)  # frees the space it took
         raise
+    if is_best:
+        _commit_best(run_dir, tag, is_rank0)
     if not save_latest:
-        return
-    pause_s = float(os.environ.get("DS_W2V_TEST_SAVE_PAUSE_S", 0))  # tests: widen the kill window
-    if pause_s > 0:
-        import time
-
-        time.sleep(pause_s)
+        return tag
     if is_rank0:
-        tmp = ckpt_dir(run_dir) / "latest.tmp"
-        tmp.write_text(tag)
-        tmp.replace(ckpt_dir(run_dir) / "latest")
+        _write_pointer(run_dir, LATEST, tag)
         prune(run_dir, keep_last)
+    return tag
+
+
+def _new_best_tag(run_dir: Path, update: int) -> str:
+    # every rank computes it (DeepSpeed wants one tag): from the shared ``best`` pointer, which
+    # only moves inside _commit_best, between barriers
+    taken = _pointed_at(run_dir)
+    base = tag = f"best_update_{update:08d}"
+    suffix = 0
+    while tag in taken:
+        suffix += 1
+        tag = f"{base}_{suffix}"
+    return tag
+
+
+def _commit_best(run_dir: Path, tag: str, is_rank0: bool) -> None:
+    """Rank 0 points ``best`` at the complete ``tag`` and removes the best it replaces; then every
+    rank waits, so that none reads ``best`` (the trainer loads it after its last save) before it
+    moved."""
+    d = ckpt_dir(run_dir)
+    try:
+        if is_rank0:
+            if (d / BEST).is_dir():  # an older run's best: out of the way, removed once the pointer stands
+                (d / BEST).rename(d / OLD_BEST_MOVED)
+            _write_pointer(run_dir, BEST, tag)
+            _remove_stale_bests(run_dir)
+    finally:
+        _barrier()
+
+
+def _remove_stale_bests(run_dir: Path) -> None:
+    """Best tags no pointer names: the one just replaced, or one a killed save left."""
+    keep = _pointed_at(run_dir)
+    for p in ckpt_dir(run_dir).iterdir():
+        if p.is_dir() and (BEST_TAG_RE.match(p.name) or p.name == OLD_BEST_MOVED) and p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
 
 
 def prune(run_dir: Path, keep_last: int) -> None:
-    keep = latest_tag(run_dir)
+    """Keep the newest ``keep_last`` update tags, and every tag ``latest`` or ``best`` names; remove
+    best tags a killed best save left behind."""
+    keep = _pointed_at(run_dir)
     tags = sorted(p.name for p in ckpt_dir(run_dir).iterdir() if p.is_dir() and TAG_RE.match(p.name))
     for tag in tags[:-keep_last] if keep_last > 0 else []:
-        if tag != keep:
+        if tag not in keep:
             shutil.rmtree(ckpt_dir(run_dir) / tag, ignore_errors=True)
+    _remove_stale_bests(run_dir)
 
 
-def load(engine, run_dir: Path, tag: str | None = None) -> dict[str, Any] | None:
-    """Load ``tag`` (default: ``latest``) into the engine; returns the client state."""
-    tag = tag or latest_tag(run_dir)
-    if tag is None:
-        return None
-    path, client = engine.load_checkpoint(str(ckpt_dir(run_dir)), tag=tag, load_module_strict=True,
+def load(engine, run_dir: Path, tag: str | None = None) -> dict[str, Any]:
+    """Load ``tag`` (default: ``latest``; see resolve_tag) into the engine; returns the client state.
+    FileNotFoundError when the run has no such checkpoint."""
+    found = resolve_tag(run_dir, tag or LATEST)
+    path, client = engine.load_checkpoint(str(ckpt_dir(run_dir)), tag=found, load_module_strict=True,
                                           load_optimizer_states=True, load_lr_scheduler_states=True)
     if path is None:
-        raise RuntimeError(f"{ckpt_dir(run_dir) / tag}: DeepSpeed could not load this checkpoint")
+        raise RuntimeError(f"{ckpt_dir(run_dir) / found}: DeepSpeed could not load this checkpoint")
     return client
 
 
@@ -133,12 +256,10 @@ def consolidated_state_dict(run_dir: Path, tag: str) -> dict[str, torch.Tensor]:
 
 
 def model_from_run(run_dir: Path, tag: str | None = None) -> Wav2Vec2Task:
-    """The run's model at ``tag`` (default: ``best`` if there is one, else ``latest``)."""
+    """The run's model at ``tag`` (``latest``, ``best``, a tag directory's name; default: ``best``
+    if there is one, else ``latest``)."""
     run_dir = Path(run_dir)
-    if tag is None:
-        tag = "best" if (ckpt_dir(run_dir) / "best").is_dir() else latest_tag(run_dir)
-    if tag is None:
-        raise FileNotFoundError(f"{run_dir}: no complete checkpoint (checkpoints/latest missing)")
+    tag = resolve_tag(run_dir, tag)
     meta = json.loads((run_dir / "model.json").read_text())
     state = consolidated_state_dict(run_dir, tag)
     template = model_from_payload({**meta, "state_dict": None}, str(run_dir), load_weights=False)
@@ -147,14 +268,16 @@ def model_from_run(run_dir: Path, tag: str | None = None) -> Wav2Vec2Task:
         if k in state:
             full[k] = state[k]
     if "num_updates" not in state:
-        client = _client_state(run_dir, tag)
+        client = saved_state(run_dir, tag)
         if client and "update" in client:
             full["num_updates"] = torch.tensor(int(client["update"]))
     template.load_state_dict(full)
     return template
 
 
-def _client_state(run_dir: Path, tag: str) -> dict[str, Any] | None:
+def saved_state(run_dir: Path, tag: str) -> dict[str, Any] | None:
+    """What DeepSpeed saved beside the weights of ``tag`` (our client state's keys among them),
+    read from rank 0's model-states file without an engine; None if there is none."""
     files = sorted((ckpt_dir(run_dir) / tag).glob("*model_states.pt"))
     if not files:
         return None

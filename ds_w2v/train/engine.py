@@ -64,6 +64,18 @@ def probe_op_builder(builder_name: str) -> OpBuild:
     return OpBuild(error, time.perf_counter() - start)
 
 
+def agreed_probe(builder_name: str, device: torch.device) -> OpBuild:
+    """``probe_op_builder`` on every rank, and the ranks agree: if the op fails on one (a node
+    without nvcc), every rank uses torch's AdamW, so that all keep the same optimizer state."""
+    from .distributed import all_reduce
+
+    build = probe_op_builder(builder_name)
+    built_everywhere = all_reduce([0.0 if build.error else 1.0], "min", device)[0] > 0
+    if build.error is None and not built_everywhere:
+        return OpBuild("built here but not on every rank", build.build_s)
+    return build
+
+
 def _is_adamw(block: dict[str, Any]) -> bool:
     """Whether DeepSpeed builds this ``"optimizer"`` block as decoupled-weight-decay Adam (AdamW):
     ``AdamW`` always, ``Adam`` unless ``adam_w_mode`` is false (names are case-insensitive)."""
@@ -112,7 +124,7 @@ def build_engine(model: torch.nn.Module, ds_config: dict[str, Any], optim: Optim
     import deepspeed
 
     params = [p for p in model.parameters() if p.requires_grad]
-    choice = choose_optimizer(ds_config, optim, device.type, probe_op_builder)
+    choice = choose_optimizer(ds_config, optim, device.type, lambda name: agreed_probe(name, device))
     if choice.warning:
         log.warning(choice.warning)
     optimizer = torch.optim.AdamW(params, **choice.adamw) if choice.adamw is not None else None

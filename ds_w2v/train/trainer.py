@@ -196,6 +196,12 @@ class Trainer:
         if ckpt.latest_tag(self.run_dir) is None:
             return
         self.load_state_dict(ckpt.load(self.engine, self.run_dir))
+        # a best saved after latest (a kill before the next periodic save) knows the better value
+        best = ckpt.best_tag(self.run_dir)
+        saved = ckpt.saved_state(self.run_dir, best) if best else None
+        if saved and saved.get("best_update") is not None and \
+                (self.state.best_update is None or saved["best_update"] > self.state.best_update):
+            self.state.best, self.state.best_update = saved["best"], saved["best_update"]
         if self.is_rank0:
             log.info("resumed %s at update %d (epoch %d)", self.run_dir, self.update, self.epoch)
 
@@ -223,6 +229,7 @@ class Trainer:
         cfg = self.config
         t0 = time.perf_counter()
         batches = [self._next_batch() for _ in range(self.accum)]
+        data_s = time.perf_counter() - t0  # waiting for the loader (its workers run ahead of this)
         local_s = sum(b.num_audio_s for b in batches)  # host-side: the lengths never left the CPU
         total_s = all_reduce([local_s], "sum", self.device)[0]
         frozen = cfg.task != "pretrain" and self.update < cfg.freeze_transformer_updates
@@ -256,7 +263,7 @@ class Trainer:
         flops = 0.0
         if self.peak:
             flops = sum(update_flops(self.module.config, b.lengths.tolist(), cfg.task == "pretrain") for b in batches)
-        self._window.add(sums, audio_s=total_s, update_s=dt, flops=flops, lr=lr)
+        self._window.add(sums, audio_s=total_s, update_s=dt, data_s=data_s, flops=flops, lr=lr)
         return True
 
     def log(self) -> None:
@@ -274,7 +281,7 @@ class Trainer:
         # damaged / filtered data met by the loaders: the total always, each reason once it occurs
         figures.update((k, v) for k, v in zip(DATA_COUNTS, totals[len(keys):]) if v or k == "data/num_corrupt")
         figures.update({"opt/lr": w.lr, "perf/update_s": w.update_s / w.updates,
-                        "perf/audio_s_per_s": w.audio_s / w.update_s})
+                        "perf/audio_s_per_s": w.audio_s / w.update_s, "perf/data_wait": w.data_s / w.update_s})
         gn = self.engine.get_global_grad_norm()  # of the last update
         if gn is not None:
             figures["opt/grad_norm"] = float(gn)
@@ -391,15 +398,16 @@ class _Window:
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor | float] = {}
         self.updates = 0
-        self.audio_s = self.update_s = self.flops = 0.0
+        self.audio_s = self.update_s = self.data_s = self.flops = 0.0
         self.lr = 0.0
 
-    def add(self, sums: dict[str, torch.Tensor | float], *, audio_s: float, update_s: float, flops: float,
-            lr: float) -> None:
+    def add(self, sums: dict[str, torch.Tensor | float], *, audio_s: float, update_s: float, data_s: float,
+            flops: float, lr: float) -> None:
         for k, v in sums.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.updates += 1
         self.audio_s += audio_s
         self.update_s += update_s
+        self.data_s += data_s
         self.flops += flops
         self.lr = lr  # the last update's

@@ -127,3 +127,24 @@ def test_activation_checkpointing_gives_the_same_updates(timit_shards, tmp_path)
     assert _losses(tmp_path / "plain") == _losses(tmp_path / "ac")
     a, b = plain.module.state_dict(), ckpt.module.state_dict()
     assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+
+
+def test_resume_knows_a_best_saved_after_latest(ravdess_shards, tmp_path):
+    """Killed after a new best but before the next periodic save: latest's state predates that
+    best; the resumed trainer takes the best value and update from the best checkpoint."""
+    from ds_w2v.train.checkpoint import best_tag
+
+    run = tmp_path / "cls"
+    config = _config("finetune_cls_tiny", ravdess_shards, run, "max_updates=4", "eval_every=1", "best_metric=loss",
+                     "eval_max_batches=1", "freeze_transformer_updates=0")
+    first = Trainer(config)
+    assert first.train_step()
+    first.save()  # latest: update 1, no best yet
+    first._eval_dev()  # the first dev score is a best: saved at update 1, after latest
+    value = first.state.best
+    assert first.state.best_update == 1 and best_tag(run) == "best_update_00000001"
+    first.logger.close()
+    del first  # "killed"
+    resumed = Trainer(config)
+    assert resumed.update == 1
+    assert resumed.state.best_update == 1 and resumed.state.best == value
