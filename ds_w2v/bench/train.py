@@ -27,26 +27,23 @@ MFU = ``flops.update_flops`` / median seconds / peak FLOP/s (the formula is in
 peak memory (GPU: ``torch.cuda.max_memory_allocated`` minus what was allocated before the model
 was built; CPU: growth of the process's max RSS, ``resource.getrusage``, its high-water mark
 reset first through ``/proc/self/clear_refs`` where Linux allows). A configuration or a model
-that fails prints its reason in its row; the others still run.
+that fails prints its reason in its row; the others still run. The machine name, load average,
+memory probe, fixed batch, HF masks, plain-PyTorch runner and alternating timer are
+:mod:`ds_w2v.bench.harness`'s, shared with ``bench step``; the DeepSpeed runner is this file's.
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
-import math
-import os
-import platform
-import resource
 import shlex
-import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-SAMPLE_RATE = 16_000
+from .harness import (SAMPLE_RATE, MemoryProbe, Phase, TorchUpdates, error_line, fixed_batch, fmt, hf_masks,
+                      load_average, load_since, machine_name, phase_figures, row_notes, time_models)
+
 ZERO_STAGES = (1, 2, 3)
 
 
@@ -77,87 +74,7 @@ def parse_peak(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(f"expected TFLOPS or DTYPE=TFLOPS,..., got {text!r}") from None
 
 
-# -- machine and memory --------------------------------------------------------------------------
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def machine_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-def _max_rss_bytes() -> int:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
-
-
-def _reset_rss_high_water() -> bool:
-    """Linux: writing 5 to clear_refs resets the high-water mark that ru_maxrss reads."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class MemoryProbe:
-    """Peak memory in bytes between ``start()`` and ``peak()``, above what was in use at the start."""
-
-    def __init__(self, device):
-        self.device = device
-        self.reset_ok = True
-
-    def label(self) -> str:
-        if self.device.type == "cuda":
-            return "peak GPU memory, torch.cuda.max_memory_allocated minus allocated before the build"
-        how = "high-water mark reset first" if self.reset_ok else "high-water mark NOT resettable here: a lower bound"
-        return f"max RSS delta of the process, resource.getrusage ru_maxrss ({how})"
-
-    def start(self) -> None:
-        import torch
-
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        else:
-            self.reset_ok = _reset_rss_high_water()
-            self._base = _max_rss_bytes()
-
-    def peak(self) -> int:
-        import torch
-
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) - self._base
-        return _max_rss_bytes() - self._base
-
-
-# -- the two ways of running updates -----------------------------------------------------------------
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _error(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:160]
-
-
+# -- the DeepSpeed way of running updates (plain PyTorch: harness.TorchUpdates) ------------------------
 class EngineUpdates:
     """A model in a DeepSpeed engine, updated as ``Trainer.train_step`` does one micro-batch."""
 
@@ -188,151 +105,7 @@ class EngineUpdates:
         self.engine = None
 
 
-class TorchUpdates:
-    """HF's fallback: plain PyTorch, fused AdamW, the recipe's clipping, autocast for bf16/fp16."""
-
-    via = "torch"
-
-    def __init__(self, make_model, loss_fn, precision: str, config, device):
-        self.make_model, self.loss_fn, self.precision, self.config, self.device = (
-            make_model, loss_fn, precision, config, device)
-        self.model = self.opt = self.scaler = None
-
-    def build(self) -> None:
-        import torch
-
-        o = self.config.optim
-        self.model = self.make_model().to(self.device).train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=o.betas, eps=o.eps,
-                                     weight_decay=o.weight_decay, fused=True)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-
-    def update(self) -> None:
-        import torch
-
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            loss = self.loss_fn(self.model, torch.float32)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.opt)
-        if self.config.optim.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_norm)
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        self.opt.zero_grad(set_to_none=True)
-
-    def skipped(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        self.model = self.opt = self.scaler = None
-
-
-@dataclass
-class Phase:
-    """One model's figures in one configuration."""
-
-    times_s: list[float] = field(default_factory=list)
-    peak_mem_bytes: int | None = None
-    skipped_updates: int = 0
-    via: str = ""
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def update_s(self) -> float | None:
-        return statistics.median(self.times_s) if self.times_s else None
-
-
-def _timed_update(runner, device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    runner.update()
-    _sync(device)
-    return time.perf_counter() - t0
-
-
-def _start(candidates: list, keep_first: bool, device) -> tuple[Phase, Any]:
-    """Build the first candidate that builds and updates once; its peak memory over both."""
-    failures = []
-    for runner in candidates:
-        phase, probe = Phase(via=runner.via), MemoryProbe(device)
-        try:
-            probe.start()
-            runner.build()
-            first_s = _timed_update(runner, device)
-            phase.peak_mem_bytes = probe.peak()
-            phase.times_s = [first_s] if keep_first else []
-            phase.notes = [f"via {f}" for f in failures]
-            return phase, runner
-        except Exception as e:  # noqa: BLE001 -- a failing configuration is reported, not fatal
-            failures.append(f"{runner.via} failed ({_error(e)})")
-            runner.close()
-    return Phase(error="; ".join(failures)), None
-
-
-def time_models(candidates: dict[str, list], steps: int, warmup: int, device) -> dict[str, Phase]:
-    """Per model: build, one update (memory), then ``warmup - 1`` untimed and the timed updates,
-    models alternating. With ``warmup == 0`` the first update is the first timed one."""
-    phases, active = {}, {}
-    for name, options in candidates.items():
-        phases[name], runner = _start(options, warmup == 0, device)
-        if runner is not None:
-            active[name] = runner
-    rounds = [False] * max(warmup - 1, 0) + [True] * (steps - (1 if warmup == 0 else 0))
-    for timed in rounds:
-        for name, runner in list(active.items()):
-            try:
-                dt = _timed_update(runner, device)
-            except Exception as e:  # noqa: BLE001
-                phases[name].error, phases[name].times_s = _error(e), []
-                runner.close()
-                del active[name]
-                continue
-            if timed:
-                phases[name].times_s.append(dt)
-    for name, runner in active.items():
-        phases[name].skipped_updates = runner.skipped()  # over every update, warm-up included
-        runner.close()
-    gc.collect()
-    return phases
-
-
 # -- the two models --------------------------------------------------------------------------------
-def _frames(model_config, num_samples: int) -> int:
-    length = num_samples
-    for _, k, s in model_config.conv_layers:
-        length = (length - k) // s + 1
-    return length
-
-
-def _build_hf(model_config):
-    import transformers
-
-    from ..models.wav2vec2.interop_hf import to_hf_config
-
-    d = to_hf_config(model_config, "pretrain", {})
-    for key in ("model_type", "architectures", "ds_w2v"):
-        d.pop(key)
-    hf_config = transformers.Wav2Vec2Config(**d)
-    hf_config._attn_implementation = "sdpa"
-    return transformers.Wav2Vec2ForPreTraining(hf_config)
-
-
-def _hf_masks(model_config, batch: int, num_samples: int, device):
-    """HF's span masks and negatives for the batch, drawn once (HF's data collator's job)."""
-    import numpy as np
-    import torch
-    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
-
-    frames = _frames(model_config, num_samples)
-    np.random.seed(0)
-    mask = _compute_mask_indices((batch, frames), model_config.mask_prob, model_config.mask_length,
-                                 min_masks=model_config.mask_min_spans)
-    neg = _sample_negative_indices((batch, frames), model_config.num_negatives, mask)
-    return torch.tensor(mask, device=device), torch.tensor(neg, device=device, dtype=torch.long)
-
-
 def bench_config(stage: int, precision: str, batch_s: float, device):
     """(TrainConfig, DeepSpeed dict) for one ZeRO stage and precision, as the trainer builds them."""
     from ..train.config import TrainConfig
@@ -350,6 +123,7 @@ def candidates_for(model_config, config, ds: dict, precision: str, wave, lengths
     import torch
 
     from ..models.wav2vec2 import build_model
+    from ..models.wav2vec2.interop_hf import build_hf_model
 
     def make_ours():
         torch.manual_seed(0)
@@ -361,19 +135,19 @@ def candidates_for(model_config, config, ds: dict, precision: str, wave, lengths
 
     out = {"ours": [EngineUpdates(make_ours, ours_loss, ds, config, device)]}
     if with_hf:
-        mask, neg = _hf_masks(model_config, wave.shape[0], wave.shape[1], device)
+        mask, neg = hf_masks(model_config, wave.shape[0], wave.shape[1], device)
         num_masked = max(int(mask.sum()), 1)
 
         def make_hf():
             torch.manual_seed(0)
-            return _build_hf(model_config)
+            return build_hf_model(model_config, "pretrain")
 
         def hf_loss(model, dtype):
             out = model(wave.to(dtype), mask_time_indices=mask, sampled_negative_indices=neg)
             return out.loss / num_masked  # HF's loss is a sum over masked frames too
 
         out["hf"] = [EngineUpdates(make_hf, hf_loss, ds, config, device),
-                     TorchUpdates(make_hf, hf_loss, precision, config, device)]
+                     TorchUpdates(make_hf, hf_loss, precision, config.optim, device)]
     return out
 
 
@@ -410,26 +184,7 @@ def make_row(preset, stage, precision, device, args, phases: dict[str, Phase], m
                            "memory": "max_memory_allocated" if device.type == "cuda" else "max_rss_delta"}
     if error:
         row["error"] = error
-    for name, phase in phases.items():
-        if phase.error:
-            row[f"{name}_error"] = phase.error
-        if phase.update_s:
-            row[f"{name}_s"] = phase.update_s
-            row[f"{name}_audio_s_per_s"] = audio_s / phase.update_s  # per device: one process
-            if flops and peak:
-                row[f"{name}_mfu"] = flops / phase.update_s / peak
-            row[f"{name}_peak_mem_mib"] = phase.peak_mem_bytes / 2**20
-            row[f"{name}_skipped_updates"] = phase.skipped_updates
-            row[f"{name}_via"] = phase.via
-        if phase.notes:
-            row[f"{name}_notes"] = phase.notes
-    if row.get("ours_s") and row.get("hf_s"):
-        row["ratio"] = row["ours_s"] / row["hf_s"]
-    return row
-
-
-def _fmt(value, spec: str, width: int) -> str:
-    return f"{value:{width}{spec}}" if isinstance(value, (int, float)) and math.isfinite(value) else f"{'-':>{width}}"
+    return {**row, **phase_figures(phases, audio_s, flops, peak)}
 
 
 def _mfu(value) -> str:
@@ -440,20 +195,13 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [f"{'size':9} {'zero':>4} {'prec':5} | {'ours s/upd':>10} {'audio-s/s':>9} {'MFU':>6} {'mem MiB':>8} | "
              f"{'HF s/upd':>9} {'audio-s/s':>9} {'MFU':>6} {'mem MiB':>8} {'via':>5} | {'ours/HF':>7}  note"]
     for r in rows:
-        notes = [r["error"]] if "error" in r else []
-        for name, label in (("ours", "ours"), ("hf", "HF")):
-            if f"{name}_error" in r:
-                notes.append(f"{label}: {r[f'{name}_error']}")
-            notes += [f"{label} {n}" for n in r.get(f"{name}_notes", [])]
-            if r.get(f"{name}_skipped_updates"):
-                notes.append(f"{label}: {r[f'{name}_skipped_updates']} update(s) skipped (non-finite)")
         lines.append(
-            f"{r['preset']:9} {r['zero']:>4} {r['precision']:5} | {_fmt(r.get('ours_s'), '.3f', 10)} "
-            f"{_fmt(r.get('ours_audio_s_per_s'), '.1f', 9)} {_mfu(r.get('ours_mfu'))} "
-            f"{_fmt(r.get('ours_peak_mem_mib'), '.0f', 8)} | {_fmt(r.get('hf_s'), '.3f', 9)} "
-            f"{_fmt(r.get('hf_audio_s_per_s'), '.1f', 9)} {_mfu(r.get('hf_mfu'))} "
-            f"{_fmt(r.get('hf_peak_mem_mib'), '.0f', 8)} {r.get('hf_via', '-'):>5} | "
-            f"{_fmt(r.get('ratio'), '.2f', 7)}  {'; '.join(notes)}".rstrip())
+            f"{r['preset']:9} {r['zero']:>4} {r['precision']:5} | {fmt(r.get('ours_s'), '.3f', 10)} "
+            f"{fmt(r.get('ours_audio_s_per_s'), '.1f', 9)} {_mfu(r.get('ours_mfu'))} "
+            f"{fmt(r.get('ours_peak_mem_mib'), '.0f', 8)} | {fmt(r.get('hf_s'), '.3f', 9)} "
+            f"{fmt(r.get('hf_audio_s_per_s'), '.1f', 9)} {_mfu(r.get('hf_mfu'))} "
+            f"{fmt(r.get('hf_peak_mem_mib'), '.0f', 8)} {r.get('hf_via', '-'):>5} | "
+            f"{fmt(r.get('ratio'), '.2f', 7)}  {'; '.join(row_notes(r))}".rstrip())
     return lines
 
 
@@ -467,14 +215,6 @@ def command_line(args: argparse.Namespace) -> str:
         if value is not None:
             words += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(words + (["--no-hf"] if args.no_hf else []))
-
-
-def _load_average() -> str:
-    """The 1-minute load average (runnable processes), or "?" where the OS does not say."""
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except (AttributeError, OSError):
-        return "?"
 
 
 def _quiet() -> None:
@@ -510,13 +250,10 @@ def run(args: argparse.Namespace) -> int:
     init_distributed(device)
     _quiet()
 
-    num_samples = int(args.seconds * SAMPLE_RATE)
-    audio_s = args.batch * num_samples / SAMPLE_RATE
-    torch.manual_seed(0)
-    wave = (torch.randn(args.batch, num_samples) * 0.1).to(device)
-    lengths = torch.full((args.batch,), num_samples, device=device)
+    wave, lengths = fixed_batch(args.batch, args.seconds, device)
+    audio_s = wave.numel() / SAMPLE_RATE
 
-    load_before = _load_average()
+    load_before = load_average()
     rows = []
     for preset in presets:
         for stage in stages:
@@ -528,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
                     candidates = candidates_for(model_config, config, ds, precision, wave, lengths,
                                                 not args.no_hf, device)
                 except Exception as e:  # noqa: BLE001 -- e.g. fp16 on CPU, refused by build_ds_config
-                    error = _error(e)
+                    error = error_line(e)
                 else:
                     phases = time_models(candidates, args.steps, args.warmup, device)
                 peak = peak_for(args, device, precision)[0]
@@ -537,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
 
     date = time.strftime("%Y-%m-%d %H:%M %Z")
     # other jobs on the machine slow every figure alike (the models alternate); say how many there were
-    load = f"{load_before} at the start, {_load_average()} at the end"
+    load = load_since(load_before)
     peaks = ", ".join(f"{p}: {v / 1e12:g} TFLOP/s ({src})" if v else f"{p}: none ({src})"
                       for p, (v, src) in ((p, peak_for(args, device, p)) for p in precisions))
     probe = MemoryProbe(device)

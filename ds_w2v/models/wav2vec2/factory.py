@@ -19,6 +19,7 @@ import torch
 from ...text import SPECIAL_TOKENS, CharVocab
 from .config import Wav2Vec2Config
 from .heads import Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
+from .interop_hf import load_hf_folder
 from .model import Wav2Vec2ForPretraining, Wav2Vec2Task
 from .presets import TASK_DEFAULTS, preset_config
 
@@ -113,8 +114,6 @@ def load_model(path: str | Path) -> Wav2Vec2Task:
     model.safetensors / pytorch_model.bin), as the matching task model."""
     path = Path(path)
     if path.is_dir():
-        from .interop_hf import load_hf_folder
-
         return load_hf_folder(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file or folder")

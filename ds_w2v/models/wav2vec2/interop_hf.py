@@ -5,7 +5,12 @@ The key table below is the whole mapping; three tensors also change shape: our f
 ``qkv_proj`` is HF's q/k/v projections stacked, our codebook [G, V, d] is HF's
 [1, G*V, d], and the positional conv's weight-norm (g, v) are HF's parametrization
 ``original0`` / ``original1`` (older checkpoints: ``weight_g`` / ``weight_v``).
-transformers itself is not imported here: a folder is read and written as JSON + safetensors.
+A folder is read and written as JSON + safetensors, without transformers; only
+:func:`build_hf_model` / :func:`hf_twin` (transformers' model itself, for the benches and the
+parity tests) import it.
+
+This table depends on the model classes, never the reverse: ``factory.load_model`` reads a
+folder through :func:`load_hf_folder`.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import torch
 
 from ...text import CharVocab
 from .config import Wav2Vec2Config
-from .model import Wav2Vec2Task
+from .heads import Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
+from .model import Wav2Vec2ForPretraining, Wav2Vec2Task
 
 # (our name pattern, HF name template); applied to every key, first match wins.
 KEY_TABLE: list[tuple[str, str]] = [
@@ -210,6 +216,31 @@ def from_hf_config(d: dict[str, Any]) -> Wav2Vec2Config:
     )
 
 
+# --- transformers' twin ------------------------------------------------------------------------
+def build_hf_model(config: Wav2Vec2Config, task: str = "pretrain", extra: dict[str, Any] | None = None,
+                   *, attn_implementation: str = "sdpa"):
+    """transformers' ``Wav2Vec2ForPreTraining`` / ``ForCTC`` / ``ForSequenceClassification`` for
+    ``task`` with the config equivalent to ``config`` (:func:`to_hf_config`), freshly initialised
+    by transformers. ``extra``: the task's data as ``extra_state()`` gives it (CTC: ``vocab``,
+    sizing the head; classification: ``labels``, needed)."""
+    import transformers
+
+    d = to_hf_config(config, task, extra or {})
+    for key in ("model_type", "architectures", "ds_w2v"):  # config.json's, not Wav2Vec2Config's arguments
+        d.pop(key)
+    hf_config = transformers.Wav2Vec2Config(**d)
+    hf_config._attn_implementation = attn_implementation
+    return getattr(transformers, _ARCHITECTURES[task])(hf_config)
+
+
+def hf_twin(model: Wav2Vec2Task, *, attn_implementation: str = "sdpa"):
+    """``model``'s twin in transformers: :func:`build_hf_model` of its config and task, with its
+    weights (every tensor mapped: a strict load) and its train / eval mode."""
+    hf = build_hf_model(model.config, model.task, model.extra_state(), attn_implementation=attn_implementation)
+    hf.load_state_dict(to_hf_state_dict(model.state_dict()), strict=True)
+    return hf.train(model.training)
+
+
 # --- folders ----------------------------------------------------------------------------------
 def export_hf(model: Wav2Vec2Task, out_dir: str | Path) -> Path:
     """Write ``out_dir`` so that ``transformers.<Arch>.from_pretrained(out_dir)`` loads it; for a
@@ -260,8 +291,6 @@ def _read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
 def load_hf_folder(folder: str | Path) -> Wav2Vec2Task:
     """A task model from an HF wav2vec2 folder. ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining``
     load as ``pretrain`` (a bare backbone gets a freshly initialised quantizer, with a warning)."""
-    from .factory import _build
-
     folder = Path(folder)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
@@ -277,12 +306,12 @@ def load_hf_folder(folder: str | Path) -> Wav2Vec2Task:
     if arch == "Wav2Vec2ForCTC":
         if not (folder / "vocab.json").is_file():
             raise FileNotFoundError(f"{folder}: CTC model without vocab.json")
-        model = _build(config, "ctc", vocab=CharVocab.load(folder / "vocab.json"))
+        model = Wav2Vec2ForCTC(config, CharVocab.load(folder / "vocab.json"))
     elif arch == "Wav2Vec2ForSequenceClassification":
         id2label = d.get("id2label") or {str(i): str(i) for i in range(d.get("num_labels", 2))}
-        model = _build(config, "cls", labels=[id2label[str(i)] for i in range(len(id2label))])
+        model = Wav2Vec2ForSequenceClassification(config, [id2label[str(i)] for i in range(len(id2label))])
     elif arch in ("Wav2Vec2ForPreTraining", "Wav2Vec2Model"):
-        model = _build(config, "pretrain")
+        model = Wav2Vec2ForPretraining(config)
         if "quantizer.codevectors" not in hf_state:
             warnings.warn(f"{folder}: no quantizer in the checkpoint; it starts freshly initialised")
             own = to_hf_state_dict(model.state_dict())

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from ds_w2v import build_model
+from ds_w2v.models.wav2vec2.interop_hf import hf_twin
 from ds_w2v.models.wav2vec2.masking import compute_time_mask, masked_positions
 from ds_w2v.models.wav2vec2.model import normalize_waveform
 from ds_w2v.models.wav2vec2.objective import sample_negatives
 
-from .hf_reference import attention_mask, deterministic_gumbel, hf_twin, padded_batch
+from .hf_reference import attention_mask, deterministic_gumbel, padded_batch
 
 VARIANTS = {
     "postln_group": {"layer_norm_first": False},
