@@ -105,8 +105,8 @@ def test_batched_equals_one_by_one(files, models):
     assert [r.text for r in batched] == [r.text for r in alone]
     assert len({r.text for r in batched}) == len(paths) and all(batched[i].text for i in range(len(paths)))
 
-    batched = classify(models["cls"], paths, top_k=4, batch_s=60)
-    alone = classify(models["cls"], paths, top_k=4, batch_s=1e-3)
+    batched = classify(models["cls"], paths, top_k=4, batch_s=60, device="cpu")
+    alone = classify(models["cls"], paths, top_k=4, batch_s=1e-3, device="cpu")
     for b, a in zip(batched, alone):
         assert b.path == a.path and [lab for lab, _ in b.top_k] == [lab for lab, _ in a.top_k]
         np.testing.assert_allclose([p for _, p in b.top_k], [p for _, p in a.top_k], atol=1e-5)
@@ -117,7 +117,7 @@ def test_matches_model_on_resampled_audio(files, models):
     (one file a batch, so this holds for the group-norm encoder too)."""
     model = ds_w2v.load_model(models["ctc_group"]).train()
     paths = list(files.values())
-    results = transcribe(model, paths, batch_s=1e-3)
+    results = transcribe(model, paths, batch_s=1e-3, device="cpu")
     assert model.training  # run in eval mode, then given back as it came
     for path, r in zip(paths, results):
         audio = reference_audio(path)
@@ -132,7 +132,7 @@ def test_matches_model_on_resampled_audio(files, models):
 
     cls_model = ds_w2v.load_model(models["cls"])
     probs = torch.softmax(direct(cls_model, reference_audio(files["b_44k_stereo.wav"])).logits[0], -1)
-    [r] = classify(cls_model, [files["b_44k_stereo.wav"]], top_k=len(LABELS))
+    [r] = classify(cls_model, [files["b_44k_stereo.wav"]], top_k=len(LABELS), device="cpu")
     np.testing.assert_allclose([p for _, p in r.top_k], probs.sort(descending=True).values.numpy(), atol=1e-5)
     assert r.label == LABELS[int(probs.argmax())]
 
@@ -150,12 +150,12 @@ def test_transcribe_cli_reports_broken_files_and_goes_on(files, models, tmp_path
 
     good = [files["d_22k.flac"], long, files["a_8k.wav"]]
     argv = ["transcribe", str(models["ctc"]), str(good[0]), str(not_audio), str(long), str(too_short),
-            str(truncated), str(missing), str(good[2]), "--json"]
+            str(truncated), str(missing), str(good[2]), "--json", "--device", "cpu"]
     assert cli.main(argv) == 1
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [d["path"] for d in lines] == [str(p) for p in good]
-    expected = transcribe(models["ctc"], good, batch_s=1e-3)
+    expected = transcribe(models["ctc"], good, batch_s=1e-3, device="cpu")
     assert [d["text"] for d in lines] == [r.text for r in expected]
     assert lines[1]["duration_s"] == pytest.approx(61.0)
     errors = captured.err.splitlines()
@@ -165,7 +165,8 @@ def test_transcribe_cli_reports_broken_files_and_goes_on(files, models, tmp_path
         assert line.startswith(f"{path}: {reason}: "), line
 
     # a limit refuses from the header; the other files still give their text, exit code 1
-    assert cli.main(["transcribe", str(models["ctc"]), str(long), str(good[0]), "--max-duration-s", "30"]) == 1
+    assert cli.main(["transcribe", str(models["ctc"]), str(long), str(good[0]), "--max-duration-s", "30",
+                     "--device", "cpu"]) == 1
     captured = capsys.readouterr()
     assert captured.out == f"{good[0]}\t{expected[0].text}\n"
     assert captured.err.startswith(f"{long}: too_long: ")
@@ -173,12 +174,12 @@ def test_transcribe_cli_reports_broken_files_and_goes_on(files, models, tmp_path
 
 def test_classify_cli(files, models, capsys):
     paths = [str(files[n]) for n in ("e_48k.ogg", "a_8k.wav", "g.sph")]
-    assert cli.main(["classify", str(models["cls"]), *paths]) == 0
+    assert cli.main(["classify", str(models["cls"]), *paths, "--device", "cpu"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [r[0] for r in rows] == paths
     assert all(r[1] in LABELS and 0 < float(r[2]) <= 1 for r in rows)
 
-    assert cli.main(["classify", str(models["cls"]), *paths, "--json", "--top-k", "9"]) == 0
+    assert cli.main(["classify", str(models["cls"]), *paths, "--json", "--top-k", "9", "--device", "cpu"]) == 0
     for path, line in zip(paths, capsys.readouterr().out.splitlines()):
         d = json.loads(line)
         probs = [p for _, p in d["top_k"]]
@@ -224,8 +225,8 @@ def test_out_of_memory_retries_one_file_at_a_time(files, models, monkeypatch):
 
     monkeypatch.setattr(inference, "_forward", small_memory)
     paths = [files["c_float.wav"], files["g.sph"], files["b_44k_stereo.wav"]]  # 1.0 s, 1.15 s, 1.05 s
-    results = transcribe(models["ctc"], paths, batch_s=60)
+    results = transcribe(models["ctc"], paths, batch_s=60, device="cpu")
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].error.startswith("out_of_memory: 1.1 s of audio do not fit on cpu")
     monkeypatch.undo()
-    assert [r.text for r in results if r.ok] == [r.text for r in transcribe(models["ctc"], paths[::2], batch_s=1e-3)]
+    assert [r.text for r in results if r.ok] == [r.text for r in transcribe(models["ctc"], paths[::2], batch_s=1e-3, device="cpu")]

@@ -131,7 +131,7 @@ def test_ds_w2v_pretrain_runs_from_the_wheel(venv, shards, tmp_path):
     cwd.mkdir()
     _run([ds_w2v, "pretrain", "--recipe", "pretrain_tiny", f"data.shards={shards}", f"run_dir={run}",
           "max_updates=2", "precision=fp32", "data.batch_s=12", "global_batch_s=24", "log_every=1",
-          "eval_every=1000", "save_every=1000", "data.dev_split=null"], 240, cwd=cwd, env=env)
+          "eval_every=1000", "save_every=1000", "data.dev_split=null", "device=cpu"], 240, cwd=cwd, env=env)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if "train/loss" in r]
     assert [r["update"] for r in train] == [1, 2]

@@ -70,9 +70,11 @@ class Plan:
     def gpu(cls, minutes: float) -> "Plan":
         return cls(False, minutes, "original", ("small", "medium"), "bf16", (BASE_BATCH, SMALL_BATCH),
                    bench_steps=5, bench_warmup=2, corpus_hours=1.0, corpus_speakers=60,
-                   pretrain_s=0.22 * minutes * 60, finetune_s=0.08 * minutes * 60, num_workers=4,
-                   shares={"env": 0.10, "tests": 0.20, "bench_step": 0.12, "bench_train": 0.12, "corpus": 0.08,
-                           "pretrain": 0.30, "finetune_ctc": 0.15, "bench_sizes": 0.20})
+                   pretrain_s=0.15 * minutes * 60, finetune_s=0.06 * minutes * 60, num_workers=4,
+                   # env holds the first FusedAdam JIT build (~1 min with nvcc; later runs load it from
+                   # torch's extension cache): cutting it short would leave a stale build lock behind
+                   shares={"env": 0.20, "tests": 0.25, "bench_step": 0.10, "bench_train": 0.10, "corpus": 0.05,
+                           "pretrain": 0.22, "finetune_ctc": 0.12, "bench_sizes": 0.20})
 
     @classmethod
     def cpu_dry_run(cls, minutes: float) -> "Plan":
@@ -348,7 +350,9 @@ def render_summary(data: dict[str, Any]) -> str:
         lines += ["", "## Environment", "",
                   f"GPU {env.get('gpu') or 'none'} ({_fmt(env.get('gpu_mem_gib'))} GiB), torch {env.get('torch')} "
                   f"(CUDA {env.get('cuda')}), DeepSpeed {env.get('deepspeed')}, transformers {env.get('transformers')}, "
-                  f"nvcc {env.get('nvcc') or 'none'}, Python {env.get('python')}.", "",
+                  f"nvcc {env.get('nvcc') or 'none'}, Python {env.get('python')}; "
+                  + ", ".join(f"{m} {env.get(m)}" for m in ("webdataset", "jiwer", "soundfile", "soxr", "espeakng-loader"))
+                  + ".", "",
                   f"FusedAdam: {env.get('fused_adam', {}).get('status', '-')} "
                   f"({_fmt(env.get('fused_adam', {}).get('seconds'))} s) {env.get('fused_adam', {}).get('error') or ''}",
                   "", "| SDPA backend (bf16, padding mask) | usable |", "|---|---|"]
@@ -394,11 +398,14 @@ def probe_env(path: Path) -> None:
         props = torch.cuda.get_device_properties(0)
         out.update(gpu=props.name, gpu_mem_gib=round(props.total_memory / 2**30, 1),
                    capability=f"{props.major}.{props.minor}", sms=props.multi_processor_count)
-    for mod in ("deepspeed", "transformers", "webdataset", "jiwer", "soundfile", "soxr"):
+    from importlib.metadata import version
+
+    for mod in ("deepspeed", "transformers", "webdataset", "jiwer", "soundfile", "soxr", "espeakng-loader"):
         try:
-            out[mod] = __import__(mod).__version__
+            __import__(mod.replace("-", "_"))  # importable here, not only installed
+            out[mod] = version(mod)
         except Exception as e:  # noqa: BLE001 -- a missing package is what this step reports
-            out[mod] = f"missing ({type(e).__name__})"
+            out[mod] = f"missing ({type(e).__name__}: {e})"[:120]
     nvcc = shutil.which("nvcc")
     if nvcc:
         text = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout

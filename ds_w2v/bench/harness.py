@@ -124,13 +124,6 @@ def fixed_batch(batch: int, seconds: float, device):
     return wave, torch.full((batch,), num_samples, device=device)
 
 
-def _frames(model_config, num_samples: int) -> int:
-    length = num_samples
-    for _, k, s in model_config.conv_layers:
-        length = (length - k) // s + 1
-    return length
-
-
 def hf_masks(model_config, batch: int, num_samples: int, device):
     """HF's span masks [B, T'] and negatives [B, T', K] for the batch, drawn once with
     transformers' own functions and the config's masking (HF's data collator's job)."""
@@ -138,7 +131,7 @@ def hf_masks(model_config, batch: int, num_samples: int, device):
     import torch
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
-    frames = _frames(model_config, num_samples)
+    frames = model_config.num_frames(num_samples)
     np.random.seed(0)
     mask = _compute_mask_indices((batch, frames), model_config.mask_prob, model_config.mask_length,
                                  min_masks=model_config.mask_min_spans)

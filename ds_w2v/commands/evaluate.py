@@ -55,7 +55,8 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"data.shards: {d.shards} has none of the splits {[d.dev_split, *d.test_splits]}; "
                              "name one with --split")
     # -- everything that can be refused, before any process group --------------------------------
-    indexes = {s: read_split(d.shards, s) for s in splits}  # an unknown split: one line naming the known ones
+    # an unknown split: one line naming the known ones
+    indexes = {s: read_split(d.shards, s, d.shard_url_prefix) for s in splits}
     init = config.model.init
     if args.tag is not None:
         if not is_run_dir(Path(init)):

@@ -4,11 +4,18 @@
     ds-w2v finetune-ctc --recipe finetune_ctc_tiny data.shards=... model.init=runs/pt run_dir=runs/ctc
     deepspeed --num_gpus 8 --module ds_w2v.train pretrain --recipe pretrain_original data.shards=/data/ls960
     torchrun --nproc_per_node 8 -m ds_w2v.train finetune-cls --recipe finetune_cls_original ...
+    ds-w2v pretrain --recipe pretrain_original data.shards=/data/ls960 --dry-run --world-size 64 [--json]
 
 R is a YAML file or the name of a shipped recipe (``ds_w2v/recipes/*.yaml``); ``key=value``
 overrides are dotted config keys (``optim.lr=1e-4``). Rerunning the same command resumes from
 ``run_dir``'s latest checkpoint. Exit 0: done (the result JSON on stdout); 1: bad input (one
-line); 3: stopped early (non-finite updates, checkpoints that cannot be written).
+line; also a training stream that cannot read a single usable utterance, e.g. every shard URL
+unreachable); 3: stopped early (non-finite updates, checkpoints that cannot be written).
+
+``--dry-run`` prints the plan (``ds_w2v/train/plan.py``): the world (the launcher's
+``RANK``/``WORLD_SIZE``, or ``--world-size N`` to plan for N ranks without launching), the batch
+arithmetic, the DeepSpeed config, and which shards each rank reads in epoch 0; it builds no
+model, starts no process group and writes nothing (only rank 0 prints under a launcher).
 """
 from __future__ import annotations
 
@@ -24,6 +31,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config",
                    help="DeepSpeed JSON (default: the recipe's deepspeed_config)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (world, batch arithmetic, DeepSpeed config, shards per rank) and exit")
+    p.add_argument("--world-size", type=int, default=None, metavar="N",
+                   help="with --dry-run: plan for N ranks (default: the launcher's WORLD_SIZE, else 1)")
+    p.add_argument("--device-type", choices=("cuda", "cpu"), default=None,
+                   help="with --dry-run: the device the plan is for (default: what the trainer would use here)")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     return p
 
 
@@ -37,21 +51,45 @@ class TrainCommand:
         return build_parser(prog)
 
     def main(self, args: argparse.Namespace) -> int:
+        from ..data.stream import NoUsableData
         from ..train.config import load_config
-        from ..train.trainer import Trainer, TrainingAborted
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         fields = {"task": self.task}
         if args.deepspeed_config:
             fields["deepspeed_config"] = args.deepspeed_config
-        trainer = Trainer(load_config(args.recipe, args.overrides, **fields))
+        if not args.dry_run:
+            given = [f for f, v in (("--world-size", args.world_size), ("--device-type", args.device_type),
+                                    ("--json", args.json or None)) if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only with --dry-run (a launched run takes its world from the launcher)")
+        config = load_config(args.recipe, args.overrides, **fields)
+        if args.dry_run:
+            return self.dry_run(config, args)
+        from ..train.trainer import Trainer, TrainingAborted
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        trainer = Trainer(config)
         try:
             result = trainer.train()
         except TrainingAborted as e:
             print(f"ds-w2v {self.name}: stopped: {e}", file=sys.stderr)
             return 3
+        except NoUsableData as e:
+            # re-raised from a DataLoader worker, the message carries the worker's traceback, whose
+            # last line is "ds_w2v.data.stream.NoUsableData: <the message>"
+            line = str(e).strip().splitlines()[-1].removeprefix(f"{NoUsableData.__module__}.{NoUsableData.__name__}: ")
+            print(f"ds-w2v {self.name}: error: {line}", file=sys.stderr)
+            return 1
         if trainer.is_rank0:
             print(json.dumps(result, indent=1))
+        return 0
+
+    def dry_run(self, config, args: argparse.Namespace) -> int:
+        from ..train.plan import format_plan, plan_run
+
+        plan = plan_run(config, args.world_size, args.device_type)
+        if plan["world"]["rank"] == 0:  # under a launcher every rank plans (and refuses) alike; one prints
+            print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
         return 0
 
 

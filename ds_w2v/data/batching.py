@@ -76,15 +76,25 @@ class Batch:
     labels: list[str | None]
     meta: list[dict[str, Any]] = field(default_factory=list)
     """The full JSON record of each utterance (speaker, phones, source, corpus extras...)."""
+    host_lengths: tuple[int, ...] | None = None
+    """``lengths`` as host integers, kept by ``to()``: batch arithmetic (audio-seconds, FLOPs)
+    reads them without waiting on the device once ``lengths`` lives there."""
 
     @property
     def batch_size(self) -> int:
         return int(self.audio.shape[0])
 
     @property
+    def lengths_list(self) -> tuple[int, ...]:
+        """Valid samples of each row, on the host."""
+        if self.host_lengths is None:
+            self.host_lengths = tuple(int(n) for n in self.lengths.tolist())
+        return self.host_lengths
+
+    @property
     def num_samples(self) -> int:
         """Valid (non-padding) audio samples in the batch."""
-        return int(self.lengths.sum())
+        return sum(self.lengths_list)
 
     @property
     def num_audio_s(self) -> float:
@@ -101,15 +111,17 @@ class Batch:
         return pos[None, :] >= self.lengths[:, None]
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> "Batch":
+        host = self.lengths_list  # read while the lengths are still on the host
         return Batch(
             self.audio.to(device, non_blocking=non_blocking),
             self.lengths.to(device, non_blocking=non_blocking),
-            self.ids, self.texts, self.labels, self.meta,
+            self.ids, self.texts, self.labels, self.meta, host,
         )
 
     def pin_memory(self) -> "Batch":
         """Called by ``DataLoader(pin_memory=True)``."""
-        return Batch(self.audio.pin_memory(), self.lengths.pin_memory(), self.ids, self.texts, self.labels, self.meta)
+        return Batch(self.audio.pin_memory(), self.lengths.pin_memory(), self.ids, self.texts, self.labels, self.meta,
+                     self.host_lengths)
 
 
 class DurationBatcher:

@@ -47,7 +47,8 @@ def dist_rank_world(rank: int | None = None, world_size: int | None = None) -> t
 class StreamingLoader:
     """Duration-budgeted batches over WebDataset shards for one rank (see ``docs/data_stream.md``).
 
-    ``urls`` are anything WebDataset opens (paths, ``pipe:...``). With ``config.loop`` (training)
+    ``urls`` are anything WebDataset opens (paths, ``pipe:...``, ``https://...``; one that cannot be
+    read is skipped and counted ``unreachable_shard``). With ``config.loop`` (training)
     each epoch yields exactly ``num_batches`` batches on every rank: given, or derived from
     ``total_s`` (audio seconds of the split) by :func:`~ds_w2v.data.stream.batches_per_epoch`.
     Without it (evaluation) an epoch is one pass that yields every decodable utterance of the
@@ -153,8 +154,9 @@ class StreamingLoader:
 
 def build_loader(
     shard_dir: str, split: str, config: StreamConfig, *, rank: int | None = None,
-    world_size: int | None = None,
+    world_size: int | None = None, url_prefix: str | None = None,
 ) -> tuple[StreamingLoader, SplitIndex]:
-    """The loader of ``split`` in a prepared directory, and the split's index (labels, vocab)."""
-    index = read_split(shard_dir, split)
+    """The loader of ``split`` in a prepared directory, and the split's index (labels, vocab);
+    ``url_prefix``: where its shards are read from (:func:`~ds_w2v.data.index.read_split`)."""
+    index = read_split(shard_dir, split, url_prefix)
     return StreamingLoader.from_split(index, config, rank=rank, world_size=world_size), index

@@ -12,8 +12,11 @@ pass, reshuffled):
    ``r`` takes shards ``r, r + world, ...``; with fewer, every rank reads every shard and keeps
    samples ``r, r + world, ...`` (a sample-level split: never an empty rank). The same rule then
    splits the rank's share among its workers;
-3. each shard is read by its own ``webdataset.WebDataset`` with an error handler that knows the
-   URL, so a truncated or unreadable shard is logged (once per process), counted and skipped;
+3. each shard is read by its own ``webdataset.WebDataset`` (a path or any URL it opens) with an
+   error handler that knows the URL, so a truncated or unreadable shard is logged (once per
+   process), counted and skipped: ``unreachable_shard`` when nothing could be read from the URL
+   (no such file, a ``pipe:`` command or a download that failed), ``bad_shard`` when its bytes
+   are not a valid tar;
 4. samples are decoded and validated (:mod:`ds_w2v.data.samples`), filtered by duration (training
    streams only: a single-pass stream delivers every decodable utterance, one that exceeds the
    batch budget alone in its batch), passed through a seeded shuffle buffer and grouped into
@@ -43,6 +46,21 @@ from ds_w2v.data.shard_format import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 _LOGGED: set[tuple[str, str]] = set()  # (url, reason) already logged by this process
+
+UNREACHABLE_SHARD = "unreachable_shard"
+"""Skip reason of a shard from which not one byte could be read: a missing file, a ``pipe:``
+command or a download (curl, gsutil) that failed or wrote nothing. Not corruption (not in
+``samples.CORRUPTION_REASONS``): the data may be fine, the way to it is not."""
+
+
+class NoUsableData(RuntimeError):
+    """A training stream met not one usable utterance in a full pass over its shards (all
+    unreachable, all damaged, or all outside the duration limits): looping would spin forever."""
+
+
+# curl's exit statuses worth naming (webdataset opens http(s):// with `curl -f -s -L`; `man curl`)
+_CURL_EXITS = {6: "could not resolve the host", 7: "could not connect", 22: "HTTP error (4xx/5xx, e.g. 404)",
+               28: "timed out", 35: "TLS handshake failed"}
 
 
 @dataclass
@@ -159,11 +177,13 @@ class StreamStats:
     budget_samples: int = 0
     """``num_batches x`` the batch budget."""
     skipped: dict[str, int] = field(default_factory=dict)
-    """Skip events by reason (``samples.CORRUPTION_REASONS``, and for training streams only the
-    filters ``too_short``, ``too_long``); a damaged shard counts one ``bad_shard`` per pass that
-    meets it."""
+    """Skip events by reason (``samples.CORRUPTION_REASONS``, ``unreachable_shard``, and for
+    training streams only the filters ``too_short``, ``too_long``); a damaged shard counts one
+    ``bad_shard``, an unreachable one one ``unreachable_shard``, per pass that meets it."""
     bad_shards: set[str] = field(default_factory=set)
     """URLs of shards in which damage was met."""
+    unreachable_shards: set[str] = field(default_factory=set)
+    """URLs from which nothing could be read."""
 
     @property
     def num_corrupt(self) -> int:
@@ -201,7 +221,13 @@ class StreamStats:
 
     def skip(self, reason: str, url: str, detail: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        if reason in S.CORRUPTION_REASONS:
+        if reason == UNREACHABLE_SHARD:
+            self.unreachable_shards.add(url)
+            if (url, reason) not in _LOGGED:
+                _LOGGED.add((url, reason))
+                log.warning("skipping unreachable shard %s (%s): %s; streaming goes on with the other shards",
+                            url, reason, detail)
+        elif reason in S.CORRUPTION_REASONS:
             self.bad_shards.add(url)
             if (url, reason) not in _LOGGED:
                 _LOGGED.add((url, reason))
@@ -214,6 +240,7 @@ class StreamStats:
         for reason, n in other.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + n
         self.bad_shards |= other.bad_shards
+        self.unreachable_shards |= other.unreachable_shards
 
     def as_dict(self, prefix: str = "data/") -> dict[str, float]:
         """Flat, namespaced figures for the metrics logger."""
@@ -325,8 +352,9 @@ class ShardStream(torch.utils.data.IterableDataset):
             urls, splits = slot_shards(order, self.rank, self.world_size, slot, num_slots)
             seen = [0] * len(splits)  # samples met by each sample-level split stage
             usable = 0
+            unreachable: list[tuple[str, str]] = []  # (url, why) of this pass
             for url in urls:
-                for raw in self._read_shard(url, pending):
+                for raw in self._read_shard(url, pending, unreachable):
                     if not _keep(seen, splits):
                         continue
                     try:
@@ -347,23 +375,40 @@ class ShardStream(torch.utils.data.IterableDataset):
                         yield utt
             if not cfg.loop:
                 return
+            if usable == 0 and len(unreachable) == len(urls):  # the likeliest cause first: a wrong URL
+                url, why = unreachable[0]
+                raise NoUsableData(
+                    f"rank {self.rank} worker {slot}: no usable utterance in a full pass: none of its {len(urls)} "
+                    f"shard(s) could be read ({UNREACHABLE_SHARD}; the first, {url}: {why}); check the shard URLs "
+                    "(data.shards, data.shard_url_prefix) and that they open from this machine"
+                )
             if usable == 0:  # looping on nothing would spin forever: fail loudly instead
-                raise RuntimeError(
+                raise NoUsableData(
                     f"rank {self.rank} worker {slot}: no usable utterance in a full pass over {len(urls)} "
                     f"shard(s) (skipped: {pending.stats.skipped}); check the shards and the duration limits"
                 )
             pass_ += 1
 
-    def _read_shard(self, url: str, pending: "_Pending") -> Iterator[dict[str, Any]]:
+    def _read_shard(
+        self, url: str, pending: "_Pending", unreachable: list[tuple[str, str]]
+    ) -> Iterator[dict[str, Any]]:
+        """The raw samples of one shard; a failure is counted once (``unreachable_shard`` when no
+        sample came out and nothing could be read, else ``bad_shard``) and ends the shard."""
         import webdataset as wds
 
         damaged = False
+        read = 0  # samples out of this shard so far
 
         def handler(exn: Exception) -> bool:
             nonlocal damaged
             if not damaged:  # a damaged tar may raise several times (member, then stream): count once
                 damaged = True
-                pending.stats.skip(S.BAD_SHARD, url, f"{type(exn).__name__}: {exn}"[:300])
+                why = _unreachable(exn) if read == 0 else None
+                if why is not None:
+                    unreachable.append((url, why))
+                    pending.stats.skip(UNREACHABLE_SHARD, url, why)
+                else:
+                    pending.stats.skip(S.BAD_SHARD, url, f"{type(exn).__name__}: {exn}"[:300])
             return True  # skip what is left of the damaged part and go on
 
         # seed=0: WebDataset would otherwise draw a seed from the global `random` state
@@ -371,7 +416,43 @@ class ShardStream(torch.utils.data.IterableDataset):
             [url], handler=handler, shardshuffle=False, nodesplitter=None, workersplitter=None,
             empty_check=False, seed=0,
         )
-        yield from dataset
+        for raw in dataset:
+            read += 1
+            yield raw
+
+
+def _unreachable(exn: Exception) -> str | None:
+    """Why nothing could be read from a shard, if ``exn`` (met before its first sample) says so;
+    None when bytes came but are not a tar (``bad_shard``).
+
+    WebDataset appends the stream and the URL to an exception's ``args``; a ``pipe:`` URL and
+    http(s)/gs URLs are read from a command (``webdataset.gopen.Pipe``) whose exit status it
+    loses when the command wrote nothing (a ``ReadError('empty file')``): it is read back here."""
+    import tarfile
+
+    pipe = next((a for a in exn.args if hasattr(a, "proc") and hasattr(a.proc, "wait")), None)
+    empty = isinstance(exn, tarfile.ReadError) and "empty file" in str(exn.args[0] if exn.args else "")
+    if pipe is not None and (empty or isinstance(exn, OSError)):
+        try:
+            status = pipe.proc.wait(timeout=10)  # it closed its output: it has exited, or soon will
+        except Exception:  # subprocess.TimeoutExpired: a command that closed stdout but runs on
+            status = None
+        # a pipe: URL's shell command is the URL itself; http(s)/gs run curl/gsutil, named here
+        cmd = pipe.args[0][0] if pipe.args and pipe.args[0] else ""
+        program = cmd[0] if isinstance(cmd, (list, tuple)) and cmd else "the command"
+        if status is None:
+            return f"{program} wrote nothing and did not exit"
+        if status == 0:
+            return f"{program} exited with status 0 but wrote nothing"
+        meaning = _CURL_EXITS.get(status) if program == "curl" else None
+        # "empty file": not a byte came; an OSError (the exit status seen mid-read): some may have
+        when = "before writing a byte" if empty else "before the shard's first sample"
+        return f"{program} exited with status {status}{f' ({meaning})' if meaning else ''} {when}"
+    if pipe is None and isinstance(exn, OSError):  # opening a path failed: FileNotFoundError, PermissionError ...
+        return f"{type(exn).__name__}: {exn.strerror or exn}"
+    if isinstance(exn, ValueError) and "no gopen handler" in str(exn):  # a scheme webdataset does not open
+        return f"webdataset cannot open this URL ({exn.args[0]})"
+    return None
 
 
 class _Pending:

@@ -32,6 +32,7 @@ BEST_METRICS = {"pretrain": {"loss": False, "contrastive": False, "acc": True},
                 "cls": {"acc": True, "f1": True, "loss": False}}
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu")
+COMPILE_MODES = ("none", "blocks", "backbone")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
@@ -66,14 +67,31 @@ class ModelConfig:
 class DataConfig:
     shards: str = ""
     """Prepared directory (holds dataset.json) made by ``ds-w2v prepare``."""
+    shard_url_prefix: str | None = None
+    """Where the shards are read from, when not next to ``dataset.json`` (which, with the
+    vocabulary, stays in ``shards``): a template naming ``{shard}``, replaced by each shard's name
+    in dataset.json, or a plain prefix ending in ``/`` to which the name is appended. Anything
+    WebDataset opens (``docs/data_stream.md``, *Shards in object storage*)::
+
+        https://host/ls960/                                 # + train-000000.tar (curl -f)
+        pipe:aws s3 cp s3://bucket/ls960/{shard} -          # S3 through the AWS CLI
+        pipe:gsutil cat gs://bucket/ls960/{shard}           # GCS (gs://bucket/ls960/ also works)
+        pipe:curl -sfL https://host/ls960/{shard}           # HTTP with your own curl options
+        /mnt/fast/ls960/                                    # another local directory
+
+    A ``pipe:`` command must be a template; schemes WebDataset cannot open (``s3://``) are refused.
+    Entries of dataset.json that are URLs or absolute paths are used as they are. An unreachable
+    shard is a warning and a ``data/skipped/unreachable_shard`` count; training goes on. None:
+    next to ``dataset.json``."""
     train_split: str = "train"
     dev_split: str | None = "dev"
     """The split evaluated every ``eval_every`` updates; it chooses the best checkpoint."""
     test_split: str | list[str] | None = "test"
     """The split(s) scored once, at the end, with the best checkpoint: one name or a list
-    (``[test_clean, test_other]``; TIMIT ``[core_test, test]``). Each is reported by name; the
-    first is the headline ``test`` of results.json. The default ``test`` may be absent from the
-    corpus (pretraining audio); a split named explicitly must exist."""
+    (LibriSpeech ``[test_clean, test_other]``; TIMIT ``[test, test_noncore]``: the 24-speaker
+    core test set and the other 144 test speakers). Each is reported by name; the first is the
+    headline ``test`` of results.json. The default ``test`` may be absent from the corpus
+    (pretraining audio); a split named explicitly must exist."""
     batch_s: float = 87.5
     """Audio-seconds per device micro-batch, padded size (fairseq max_tokens 1.4M / 16 kHz)."""
     max_sample_size: int = 250_000
@@ -84,6 +102,11 @@ class DataConfig:
     shuffle_buffer: int = 256
     fill: float = 0.85
     """Expected batch fill, used to count batches per epoch from the index."""
+    prefetch: bool = False
+    """Keep the next training batch on the device before it is needed: pinned host memory and a
+    non-blocking copy on a side CUDA stream, overlapping the current batch's compute (see
+    ``ds_w2v/data/prefetch.py``). On CPU the batches pass through unchanged. The position saved in
+    checkpoints is that of the batches training consumed, so a resume stays exact."""
 
     @property
     def test_splits(self) -> list[str]:
@@ -129,6 +152,10 @@ class TrainConfig:
     quantizer always run in fp32."""
     deepspeed_config: str = "ds_configs/zero2.json"
     max_updates: int = 400_000
+    max_train_s: float | None = None
+    """Stop cleanly (checkpoint, dev, test, results.json) once this many seconds were spent in
+    updates, before ``max_updates`` (a cluster job's wall-clock limit; time-boxed benchmarks). All
+    ranks stop at the same update: rank 0's clock decides."""
     global_batch_s: float = 5_600.0
     """Audio-seconds per optimizer update over all ranks (see the module docstring)."""
     log_every: int = 10
@@ -141,6 +168,15 @@ class TrainConfig:
     """Fine-tuning: only the head trains for this many updates (fairseq base_10h: 10,000)."""
     activation_checkpointing: list[int] | str | None = None
     """Encoder blocks whose activations are recomputed in backward: a list of indices or "all"."""
+    compile: str = "none"
+    """``torch.compile`` (inductor, dynamic shapes), applied in place before ``deepspeed.initialize``
+    (state-dict keys unchanged): ``none``; ``blocks``, each transformer block (one compilation that
+    every block reuses: quick to compile); ``backbone``, the feature encoder, projection, masking and
+    transformer (``model.wav2vec2``; graph breaks where masking and LayerDrop read values on the
+    host). Not the whole task model: its Gumbel temperature reads the Python update counter, which
+    dynamo guards as a constant, so it would recompile at every update. The first updates are slow
+    (compilation); on CPU it needs a C++ compiler. Refused with ZeRO-3, whose per-module parameter
+    gathers break every graph (see ``Trainer``)."""
     eval_max_batches: int | None = None
     """Cap on dev batches per evaluation (None: the whole split)."""
     best_metric: str = ""
@@ -169,12 +205,20 @@ class TrainConfig:
             bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not self.data.shards:
             bad("data.shards", "is required (a directory made by `ds-w2v prepare`)")
+        if self.data.shard_url_prefix:
+            from ..data.index import url_prefix_problem
+
+            problem = url_prefix_problem(self.data.shard_url_prefix)
+            if problem:
+                bad("data.shard_url_prefix", f"{self.data.shard_url_prefix!r}: {problem}")
         if self.data.batch_s <= 0:
             bad("data.batch_s", "must be > 0")
         if self.global_batch_s <= 0:
             bad("global_batch_s", "must be > 0")
         if self.max_updates < 1:
             bad("max_updates", "must be >= 1")
+        if self.max_train_s is not None and self.max_train_s <= 0:
+            bad("max_train_s", f"must be > 0 seconds, got {self.max_train_s}")
         for key in ("log_every", "eval_every", "save_every", "keep_last", "max_bad_updates"):
             if getattr(self, key) < 1:
                 bad(key, "must be >= 1")
@@ -188,6 +232,8 @@ class TrainConfig:
                 bad("optim.lr", f"must be > 0 for the tri_stage schedule, got {self.optim.lr}")
             if self.schedule.final_lr_scale <= 0:
                 bad("schedule.final_lr_scale", f"must be > 0 (exponential decay), got {self.schedule.final_lr_scale}")
+        if self.compile not in COMPILE_MODES:
+            bad("compile", f"{self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
         ac = self.activation_checkpointing
         if ac is not None and ac != "all" and not (isinstance(ac, list) and all(isinstance(i, int) for i in ac)):
             bad("activation_checkpointing", f"must be a list of block indices or 'all', got {ac!r}")

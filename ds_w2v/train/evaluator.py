@@ -100,7 +100,7 @@ class Evaluator:
                 for k, v in self.task.eval_sums(model, batch).items():
                     sums[k] += v
                 scored["num_utterances"] += len(batch.ids)
-                scored["audio_s"] += float(batch.lengths.sum()) / SAMPLE_RATE
+                scored["audio_s"] += batch.num_audio_s
                 count += 1
         finally:
             batches = None

@@ -27,8 +27,9 @@ import yaml
 
 from ..data.index import read_split
 from ..data.loader import StreamingLoader
+from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
-from ..data.stream import StreamConfig
+from ..data.stream import UNREACHABLE_SHARD, StreamConfig
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
@@ -53,7 +54,32 @@ class TrainingAborted(RuntimeError):
 
 
 # the loader's skip counters, logged summed over ranks (counted since the process started)
-DATA_COUNTS = ("data/num_corrupt", *(f"data/skipped/{r}" for r in (*CORRUPTION_REASONS, TOO_SHORT, TOO_LONG)))
+DATA_COUNTS = ("data/num_corrupt", *(f"data/skipped/{r}" for r in (*CORRUPTION_REASONS, UNREACHABLE_SHARD, TOO_SHORT,
+                                                                    TOO_LONG)))
+
+
+def compile_model(model: torch.nn.Module, mode: str) -> list[torch.nn.Module]:
+    """``torch.compile`` the encoder's blocks (``blocks``) or the backbone (``backbone``) in place;
+    returns the compiled modules (none for ``none``).
+
+    ``nn.Module.compile`` keeps each module's class and state-dict keys (no ``_orig_mod.``
+    prefix), so checkpoints, export and DeepSpeed's hooks see the uncompiled model's names. It is
+    what DeepSpeed's ``engine.compile()`` calls too, on the whole task module after ``initialize``
+    (which, for these models, recompiles at every update: see ``TrainConfig.compile``); compiling
+    before it chooses the region. The blocks share one class, so dynamo compiles their
+    code once and every block reuses it (the parameters are graph inputs, not constants).
+    ``dynamic=True``: every batch has its own length T, so static shapes would recompile once
+    more before going dynamic anyway."""
+    if mode == "none":
+        return []
+    # a block meets up to ~12 variants, each compiled once: train / eval, padded or not, with or
+    # without grad (frozen backbone, evaluation), and batches of one utterance (dynamic shapes still
+    # specialise a size of 1); past dynamo's default limit of 8 it would run the rest eagerly
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
+    targets = list(model.wav2vec2.encoder.layers) if mode == "blocks" else [model.wav2vec2]
+    for module in targets:
+        module.compile(dynamic=True)
+    return targets
 
 
 class Trainer:
@@ -70,12 +96,21 @@ class Trainer:
 
         # -- everything that can be refused, before any process group starts --------------------
         d = config.data
-        self.train_index = read_split(d.shards, d.train_split)
-        self.dev_index = read_split(d.shards, d.dev_split) if d.dev_split else None
+        self.train_index = read_split(d.shards, d.train_split, d.shard_url_prefix)
+        self.dev_index = read_split(d.shards, d.dev_split, d.shard_url_prefix) if d.dev_split else None
         self.test_indexes = self._test_splits(d.test_splits)
         self.accum = resolve_batch(config, world)
         self.ds_config = build_ds_config(config, world, self.device.type)
         self.precision = resolved_precision(config, self.ds_config)
+        if config.compile != "none" and self.ds_config.get("zero_optimization", {}).get("stage") == 3:
+            # Tried on CPU (DeepSpeed 0.19.8, torch 2.13): the losses are right, but ZeRO-3 gathers
+            # parameters in per-module forward hooks marked torch.compiler.disable, so dynamo breaks
+            # the graph at every Linear / LayerNorm / Dropout and soon hits its recompile limit (8):
+            # the blocks would run uncompiled, after minutes of compiling.
+            raise ValueError(
+                f"config key compile: {config.compile} is refused with ZeRO-3 ({config.deepspeed_config}): its "
+                "per-module parameter gathers break the compiled graphs at every layer; use ZeRO-1/2 or compile=none"
+            )
         self.task = TASK_CLASSES[config.task](config, self.train_index)
 
         # -- model: built before the process group, so that a model.init whose vocabulary or
@@ -89,6 +124,7 @@ class Trainer:
         if ac:
             n = len(model.wav2vec2.encoder.layers)
             model.wav2vec2.encoder.checkpoint_layers = set(range(n)) if ac == "all" else {i for i in ac if 0 <= i < n}
+        self.compiled = compile_model(model, config.compile)  # before deepspeed.initialize wraps it
         self.run_dir = Path(config.run_dir)
         if self.is_rank0:
             ckpt.write_model_meta(self.run_dir, model)
@@ -109,13 +145,14 @@ class Trainer:
             seed=config.seed, num_workers=d.num_workers, pin_memory=use_cuda,
         )
         self.loader = StreamingLoader.from_split(self.train_index, self.stream_config, rank=rank, world_size=world)
-        self._iter = None
+        self.batches = BatchFeed(self.loader, self.device, prefetch=d.prefetch)
 
         # -- state -------------------------------------------------------------------------------
         self.state = TrainerState()
         self.failed_saves = 0  # periodic saves that failed in a row (a full disk); not resumed
         self._resume()
         self._window = _Window()
+        self.out_of_time = False  # max_train_s reached (decided on rank 0, agreed by all)
         pcfg = self.module.config
         self.logger = MetricsLogger(self.run_dir, self.is_rank0, config.max_updates, self.update,
                                     pcfg.num_negatives, pcfg.latent_groups * pcfg.latent_vars)
@@ -139,7 +176,7 @@ class Trainer:
         out = {}
         for split in splits:
             try:
-                out[split] = read_split(self.config.data.shards, split)
+                out[split] = read_split(self.config.data.shards, split, self.config.data.shard_url_prefix)
             except ValueError:
                 if split == "test" and len(splits) == 1:
                     continue  # the default, on a corpus without a test split (pretraining audio): fine
@@ -159,14 +196,14 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """The client state of a checkpoint: counters (flat, as older checkpoints have them),
         the stream position, RNG states and the task's name."""
-        return {**self.state.state_dict(), "epoch": self.epoch, "data": self.loader.state_dict(),
+        return {**self.state.state_dict(), "epoch": self.epoch, "data": self.batches.state_dict(),
                 "rng": ckpt.rng_state(), "task": self.config.task}
 
     def load_state_dict(self, client: dict[str, Any]) -> None:
         if client.get("task") not in (None, self.config.task):
             raise ValueError(f"run_dir: {self.run_dir} holds a {client.get('task')} run, not {self.config.task}")
         self.state.load_state_dict(client)
-        self.loader.load_state_dict(client["data"])
+        self.batches.load_state_dict(client["data"])
         self.module.set_num_updates(self.update)
         ckpt.set_rng_state(client["rng"])
 
@@ -208,16 +245,11 @@ class Trainer:
     # -- data ------------------------------------------------------------------------------------
     @property
     def epoch(self) -> int:
-        return self.loader.epoch  # the loader moves to the next epoch itself, resumable
+        return self.batches.epoch  # the loader moves to the next epoch itself, resumable
 
     def _next_batch(self):
-        while True:
-            if self._iter is None:
-                self._iter = iter(self.loader)
-            try:
-                return next(self._iter)
-            except StopIteration:
-                self._iter = None
+        """The next training batch (with ``data.prefetch``: already on the device)."""
+        return next(self.batches)
 
     # -- one update ------------------------------------------------------------------------------
     def train_step(self) -> bool:
@@ -230,7 +262,8 @@ class Trainer:
         t0 = time.perf_counter()
         batches = [self._next_batch() for _ in range(self.accum)]
         data_s = time.perf_counter() - t0  # waiting for the loader (its workers run ahead of this)
-        local_s = sum(b.num_audio_s for b in batches)  # host-side: the lengths never left the CPU
+        # host-side: a batch prefetched to the GPU keeps its lengths as host integers too
+        local_s = sum(b.num_audio_s for b in batches)
         total_s = all_reduce([local_s], "sum", self.device)[0]
         frozen = cfg.task != "pretrain" and self.update < cfg.freeze_transformer_updates
         self.module.backbone_frozen = frozen
@@ -251,18 +284,22 @@ class Trainer:
             self.engine.step()
             for k, v in res.logs.items():
                 sums[k] = sums.get(k, 0.0) + v * weight
-        # one finiteness check per update, the same answer on every rank
-        ok = reduce_all_(finite.to(collective_device(self.device), torch.float64), "min")
-        if not bool(ok):
+        # one collective per update, the same answers on every rank: did a rank meet a non-finite
+        # loss, and (rank 0's clock) is the time budget spent
+        dt = time.perf_counter() - t0
+        out_of_time = self.is_rank0 and cfg.max_train_s is not None and self.state.train_time_s + dt >= cfg.max_train_s
+        flags = torch.stack([1 - finite, torch.tensor(float(out_of_time), device=self.device)])
+        not_finite, out_of_time = reduce_all_(flags.to(collective_device(self.device), torch.float64), "sum").tolist()
+        if not_finite > 0:
             return self._skipped(skipped_before)
+        self.out_of_time = out_of_time > 0
         self.state.bad_in_a_row = 0
         self.state.update += 1
         self.module.set_num_updates(self.update)
-        dt = time.perf_counter() - t0
         self.state.train_time_s += dt
         flops = 0.0
         if self.peak:
-            flops = sum(update_flops(self.module.config, b.lengths.tolist(), cfg.task == "pretrain") for b in batches)
+            flops = sum(update_flops(self.module.config, list(b.lengths_list), cfg.task == "pretrain") for b in batches)
         self._window.add(sums, audio_s=total_s, update_s=dt, data_s=data_s, flops=flops, lr=lr)
         return True
 
@@ -339,11 +376,11 @@ class Trainer:
         cfg = self.config
         last_saved = self.update if ckpt.latest_tag(self.run_dir) else None
         try:
-            while self.update < cfg.max_updates:
+            while self.update < cfg.max_updates and not self.out_of_time:
                 if not self.train_step():
                     continue
                 self.logger.advance()
-                if self.update % cfg.log_every == 0 or self.update == cfg.max_updates:
+                if self.update % cfg.log_every == 0 or self.update == cfg.max_updates or self.out_of_time:
                     self.log()
                 if self.update % cfg.eval_every == 0:
                     self._eval_dev()
@@ -364,6 +401,7 @@ class Trainer:
         ``test_sets`` every test split's, by name."""
         s = self.state
         result: dict[str, Any] = {"task": self.config.task, "updates": s.update, "train_time_s": s.train_time_s,
+                                  "stopped_by": "max_train_s" if self.out_of_time else "max_updates",
                                   "best_dev": s.best, "best_update": s.best_update,
                                   "skipped_updates": s.bad_total, "run_dir": str(self.run_dir)}
         # data-parallel replicas must end bit-equal (the latest checkpoint's weights): say so if not

@@ -207,13 +207,16 @@ def test_damaged_shards_are_logged_once_skipped_and_counted(tmp_path, caplog):
     assert {"ok1", "ok2"} <= set(ids) and len([i for i in ids if i.startswith("train_s1_")]) == 6
     assert 12 < len(truncated_ok) < 18  # two full copies (file, pipe:) + the truncated shard's head
     skipped = loader.stats.skipped
-    assert skipped["bad_shard"] == 3  # truncated, not a tar, missing: one event each
+    assert skipped["bad_shard"] == 2  # truncated, not a tar: one event each
+    assert skipped["unreachable_shard"] == 1  # missing: nothing to read is not damage
     assert skipped["bad_audio"] == 2 and skipped["bad_json"] == 1 and skipped["incomplete_sample"] >= 1
-    assert loader.stats.num_corrupt == sum(skipped.values())
-    assert {Path(u).name for u in loader.stats.bad_shards} == {"truncated.tar", "not_a_tar.tar", "mixed.tar", "missing.tar"}
+    assert loader.stats.num_corrupt == sum(skipped.values()) - 1
+    assert {Path(u).name for u in loader.stats.bad_shards} == {"truncated.tar", "not_a_tar.tar", "mixed.tar"}
+    assert {Path(u).name for u in loader.stats.unreachable_shards} == {"missing.tar"}
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == len(set(warnings)) == 7  # once per (shard, reason) met
     assert any("truncated.tar" in w and "bad_shard" in w for w in warnings)
+    assert any("missing.tar" in w and "unreachable_shard" in w and "No such file" in w for w in warnings)
 
 
 def test_a_rank_without_usable_audio_fails_instead_of_spinning(tmp_path):

@@ -60,7 +60,7 @@ def _command(shards: Path, run_dir: Path) -> list[str]:
             "data.shuffle_buffer=16", "model.overrides.encoder_layerdrop=0.0", "model.overrides.feature_grad_mult=0.0",
             f"max_updates={NUM_UPDATES}", f"freeze_transformer_updates={NUM_UPDATES}", "optim.lr=2e-3",
             "log_every=1", "eval_every=1", "save_every=1000", "data.dev_split=train", "eval_max_batches=2",
-            "best_metric=loss", "data.test_split=train"]
+            "best_metric=loss", "data.test_split=train", "device=cpu"]
 
 
 def _update_of(tag: str) -> int:

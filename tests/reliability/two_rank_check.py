@@ -22,7 +22,7 @@ args = p.parse_args()
 config = load_config("pretrain_tiny", [
     f"data.shards={args.shards}", f"run_dir={args.out}/run", "deepspeed_config=cpu.json", "precision=fp32",
     "data.batch_s=12", "global_batch_s=48", "max_updates=4", "log_every=1", "eval_every=1000", "save_every=2",
-    "data.shuffle_buffer=8", "model.overrides.encoder_layerdrop=0.0", "data.dev_split=null",
+    "data.shuffle_buffer=8", "model.overrides.encoder_layerdrop=0.0", "data.dev_split=null", "device=cpu",
 ])
 trainer = Trainer(config, args.local_rank)
 rank = trainer.rank

@@ -215,7 +215,7 @@ def test_best_and_latest_round_trip_through_deepspeed_and_export(ravdess_shards,
     run = tmp_path / "cls"
     trainer = Trainer(load_config("finetune_cls_tiny", [
         f"data.shards={ravdess_shards}", f"run_dir={run}", "precision=fp32", "data.batch_s=12", "global_batch_s=24",
-        "data.shuffle_buffer=16", "max_updates=10", "freeze_transformer_updates=0"]))
+        "data.shuffle_buffer=16", "max_updates=10", "freeze_transformer_updates=0", "device=cpu"]))
     trainer.train_step()
     trainer.save()  # update_00000001, latest
     at_latest = _params(trainer.module)

@@ -16,9 +16,10 @@ from ds_w2v.train.trainer import Trainer
 
 pytest.importorskip("deepspeed")
 
-# a tiny, fast and deterministic run: fp32, no LayerDrop, small batches
+# a tiny, fast and deterministic run: fp32, no LayerDrop, small batches, on the CPU (gloo) even
+# where a GPU is visible
 FAST = ["precision=fp32", "data.batch_s=12", "global_batch_s=24", "log_every=1", "eval_every=1000", "save_every=1000",
-        "data.shuffle_buffer=16", "model.overrides.encoder_layerdrop=0.0"]
+        "data.shuffle_buffer=16", "model.overrides.encoder_layerdrop=0.0", "device=cpu"]
 
 
 def _config(recipe, shards, run_dir, *extra):
@@ -55,24 +56,30 @@ def test_pretraining_logs_checkpoints_and_exports(timit_shards, tmp_path):
     assert model.task == "pretrain" and model._num_updates == 4
 
 
-def test_resume_reproduces_the_uninterrupted_run(timit_shards, tmp_path):
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
+def test_resume_reproduces_the_uninterrupted_run(timit_shards, tmp_path, prefetch):
     """N updates straight vs N/2, stop, resume -> the same loss at every update and the same
-    final parameters (CPU, fp32, tiny)."""
+    final parameters (CPU, fp32, tiny). With ``data.prefetch`` the feed holds one batch read ahead
+    of training when the checkpoint is saved: the saved position must not count it."""
     n = 6
-    straight = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "a", f"max_updates={n}"))
+    opts = (f"max_updates={n}", f"data.prefetch={str(prefetch).lower()}")
+    straight = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "a", *opts))
     straight.train()
     want = _losses(tmp_path / "a")
 
-    first = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", f"max_updates={n}"))
+    first = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", *opts))
     for _ in range(n // 2):
         assert first.train_step()
         first.log()
     first.save()
+    consumed = n // 2 * first.accum
+    assert first.state_dict()["data"]["batches_in_epoch"] == consumed
+    assert first.loader.batches_in_epoch == consumed + prefetch  # read one ahead: not saved
     first.logger.close()
     got = _losses(tmp_path / "b")
     assert sorted(got) == list(range(1, n // 2 + 1))
     del first  # "killed": nothing but the checkpoint survives
-    resumed = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", f"max_updates={n}"))
+    resumed = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", *opts))
     assert resumed.update == n // 2
     resumed.train()
     got.update({u: v for u, v in _losses(tmp_path / "b").items() if u > n // 2})
@@ -148,3 +155,14 @@ def test_resume_knows_a_best_saved_after_latest(ravdess_shards, tmp_path):
     resumed = Trainer(config)
     assert resumed.update == 1
     assert resumed.state.best_update == 1 and resumed.state.best == value
+
+
+def test_max_train_s_stops_cleanly_before_max_updates(timit_shards, tmp_path):
+    """A time budget smaller than one update: one update, then the run ends as a finished run
+    does (a checkpoint at that update, results.json saying why it stopped)."""
+    run = tmp_path / "pt"
+    result = Trainer(_config("pretrain_tiny", timit_shards, run, "max_updates=50", "max_train_s=0.001")).train()
+    assert result["updates"] == 1 and result["stopped_by"] == "max_train_s"
+    assert latest_tag(run) == "update_00000001"
+    assert sorted(_losses(run)) == [1]
+    assert json.loads((run / "results.json").read_text())["stopped_by"] == "max_train_s"

@@ -121,6 +121,14 @@ class Wav2Vec2Config:
             rf = (rf - 1) * s + k
         return rf
 
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the conv encoder makes of ``num_samples`` samples: L <- floor((L - k) / s) + 1 per
+        layer (49 per second for BASE). ``FeatureEncoder.output_lengths`` is the same on tensors."""
+        length = int(num_samples)
+        for _, k, s in self.conv_layers:
+            length = (length - k) // s + 1
+        return length
+
     @property
     def total_stride(self) -> int:
         """Samples between output frames (320 = 20 ms at 16 kHz for BASE)."""

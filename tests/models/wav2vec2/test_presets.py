@@ -64,3 +64,18 @@ def test_overrides_and_unknown_preset():
     assert preset_config("tiny", encoder_layers=2).encoder_layers == 2
     with pytest.raises(ValueError, match="known presets: tiny, small, medium, original, large"):
         preset_config("base")
+
+
+@pytest.mark.parametrize("preset", ["tiny", "original"])
+def test_num_frames_agrees_with_the_conv_encoder(preset):
+    """The host-side frame count (batch arithmetic, benches) is the encoder's own, at edge lengths."""
+    import torch
+
+    from ds_w2v import build_model
+
+    model = build_model(preset, "pretrain")
+    cfg = model.config
+    lengths = [cfg.receptive_field, cfg.receptive_field + 1, 16000, 16000 + cfg.total_stride - 1, 250_000]
+    want = model.wav2vec2.feature_extractor.output_lengths(torch.tensor(lengths)).tolist()
+    assert [cfg.num_frames(n) for n in lengths] == want
+    assert cfg.num_frames(cfg.receptive_field) == 1
