@@ -61,7 +61,8 @@ class TrainCommand:
             given = [f for f, v in (("--world-size", args.world_size), ("--device-type", args.device_type),
                                     ("--json", args.json or None)) if v is not None]
             if given:
-                raise ValueError(f"{', '.join(given)}: only with --dry-run (a launched run takes its world from the launcher)")
+                raise ValueError(f"{', '.join(given)}: only with --dry-run "
+                                 "(a launched run takes its world from the launcher)")
         config = load_config(args.recipe, args.overrides, **fields)
         if args.dry_run:
             return self.dry_run(config, args)

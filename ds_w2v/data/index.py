@@ -8,9 +8,10 @@ stays on a local disk (``data.shards``), the tars may be anywhere WebDataset ope
 of ``dataset.json`` that is a URL (``https://...``, ``pipe:...``) or an absolute path is used as
 it is; a relative name is joined to the directory, or, given ``url_prefix``, put into it::
 
-    read_split("data/ls960", "train")                                        # data/ls960/train-000000.tar
-    read_split("data/ls960", "train", "https://host/ls960/")                 # https://host/ls960/train-000000.tar
-    read_split("data/ls960", "train", "pipe:aws s3 cp s3://b/ls960/{shard} -")  # pipe:aws s3 cp s3://b/ls960/train-000000.tar -
+    read_split("data/ls960", "train")                             # data/ls960/train-000000.tar
+    read_split("data/ls960", "train", "https://host/ls960/")      # https://host/ls960/train-000000.tar
+    read_split("data/ls960", "train", "pipe:aws s3 cp s3://b/ls960/{shard} -")
+                                                # -> pipe:aws s3 cp s3://b/ls960/train-000000.tar -
 """
 from __future__ import annotations
 

@@ -428,6 +428,7 @@ def _unreachable(exn: Exception) -> str | None:
     WebDataset appends the stream and the URL to an exception's ``args``; a ``pipe:`` URL and
     http(s)/gs URLs are read from a command (``webdataset.gopen.Pipe``) whose exit status it
     loses when the command wrote nothing (a ``ReadError('empty file')``): it is read back here."""
+    import subprocess
     import tarfile
 
     pipe = next((a for a in exn.args if hasattr(a, "proc") and hasattr(a.proc, "wait")), None)
@@ -435,7 +436,7 @@ def _unreachable(exn: Exception) -> str | None:
     if pipe is not None and (empty or isinstance(exn, OSError)):
         try:
             status = pipe.proc.wait(timeout=10)  # it closed its output: it has exited, or soon will
-        except Exception:  # subprocess.TimeoutExpired: a command that closed stdout but runs on
+        except subprocess.TimeoutExpired:  # a command that closed its output but runs on
             status = None
         # a pipe: URL's shell command is the URL itself; http(s)/gs run curl/gsutil, named here
         cmd = pipe.args[0][0] if pipe.args and pipe.args[0] else ""
@@ -445,9 +446,10 @@ def _unreachable(exn: Exception) -> str | None:
         if status == 0:
             return f"{program} exited with status 0 but wrote nothing"
         meaning = _CURL_EXITS.get(status) if program == "curl" else None
-        # "empty file": not a byte came; an OSError (the exit status seen mid-read): some may have
-        when = "before writing a byte" if empty else "before the shard's first sample"
-        return f"{program} exited with status {status}{f' ({meaning})' if meaning else ''} {when}"
+        # not "before writing a byte": whether WebDataset sees the exit status (OSError) or the end
+        # of the stream (ReadError) first is a race, and an OSError may come after a few bytes
+        return (f"{program} exited with status {status}{f' ({meaning})' if meaning else ''} "
+                "before the shard's first sample")
     if pipe is None and isinstance(exn, OSError):  # opening a path failed: FileNotFoundError, PermissionError ...
         return f"{type(exn).__name__}: {exn.strerror or exn}"
     if isinstance(exn, ValueError) and "no gopen handler" in str(exn):  # a scheme webdataset does not open

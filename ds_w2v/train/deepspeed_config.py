@@ -93,5 +93,14 @@ def build_ds_config(config: TrainConfig, world_size: int, device_type: str) -> d
         )
     if "optimizer" not in ds:
         ds["zero_allow_untested_optimizer"] = True  # the trainer passes torch's fused AdamW
+    if config.compile != "none" and ds.get("zero_optimization", {}).get("stage") == 3:
+        # Tried on CPU (DeepSpeed 0.19.8, torch 2.13): the losses are right, but ZeRO-3 gathers
+        # parameters in per-module forward hooks marked torch.compiler.disable, so dynamo breaks
+        # the graph at every Linear / LayerNorm / Dropout and soon hits its recompile limit (8):
+        # the blocks would run uncompiled, after minutes of compiling.
+        raise ValueError(
+            f"config key compile: {config.compile} is refused with ZeRO-3 ({config.deepspeed_config}): its "
+            "per-module parameter gathers break the compiled graphs at every layer; use ZeRO-1/2 or compile=none"
+        )
     _no_auto(ds)
     return ds

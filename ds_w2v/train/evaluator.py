@@ -28,7 +28,7 @@ from ..data.index import SplitIndex
 from ..data.loader import StreamingLoader
 from ..data.samples import CORRUPTION_REASONS
 from ..data.shard_format import SAMPLE_RATE
-from ..data.stream import StreamConfig
+from ..data.stream import UNREACHABLE_SHARD, StreamConfig
 from .distributed import all_reduce
 
 log = logging.getLogger("ds_w2v.train")
@@ -107,7 +107,8 @@ class Evaluator:
             if was_training:
                 model.train()
             set_rng_state(rng)
-        corrupt = float(sum(loader.stats.skipped.get(r, 0) for r in CORRUPTION_REASONS))
+        # what could not be scored: damaged samples, and shards that could not be read at all
+        corrupt = float(sum(loader.stats.skipped.get(r, 0) for r in (*CORRUPTION_REASONS, UNREACHABLE_SHARD)))
         # the same key list on every rank, even one that saw no batch: one all-reduce
         keys = list(self.task.eval_keys())
         extra = ["num_utterances", "audio_s", "num_corrupt"]
@@ -128,7 +129,7 @@ class Evaluator:
         if unscored > 0:
             why = []
             if corrupt:
-                why.append(f"{corrupt} damaged")
+                why.append(f"{corrupt} damaged or unreadable")
             if max_batches is not None and unscored > corrupt:
                 why.append(f"eval_max_batches={max_batches}")
             metrics["num_unscored"] = unscored

@@ -127,20 +127,27 @@ def shard_plan(index: SplitIndex, world_size: int, seed: int, num_workers: int =
     }
 
 
-def _splits(config: TrainConfig) -> dict[str, SplitIndex]:
-    """The run's splits as ``Trainer`` reads them (``Trainer.__init__`` / ``_test_splits``): the
-    default test split may be absent, a named one must exist."""
+def read_splits(config: TrainConfig) -> tuple[SplitIndex, SplitIndex | None, dict[str, SplitIndex]]:
+    """(train, dev, {test split: index}) of a run, as ``Trainer`` and the dry run read them: the
+    default test split may be absent (pretraining audio), a split named explicitly must exist."""
     d, prefix = config.data, config.data.shard_url_prefix
-    out = {"train": read_split(d.shards, d.train_split, prefix)}
-    if d.dev_split:
-        out["dev"] = read_split(d.shards, d.dev_split, prefix)
+    train = read_split(d.shards, d.train_split, prefix)
+    dev = read_split(d.shards, d.dev_split, prefix) if d.dev_split else None
+    tests = {}
     for split in d.test_splits:
         try:
-            out[f"test:{split}"] = read_split(d.shards, split, prefix)
+            tests[split] = read_split(d.shards, split, prefix)
         except ValueError:
             if split == "test" and len(d.test_splits) == 1:
                 continue
             raise
+    return train, dev, tests
+
+
+def _splits(config: TrainConfig) -> dict[str, SplitIndex]:
+    train, dev, tests = read_splits(config)
+    out = {"train": train, **({"dev": dev} if dev is not None else {})}
+    out.update((f"test:{k}", v) for k, v in tests.items())
     return out
 
 
@@ -170,7 +177,8 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     if batch["batches_per_epoch_per_rank"] < batch["accumulation"]:
         notes.append("an epoch is shorter than one update (batches per epoch < accumulation)")
     return {
-        "task": config.task, "run_dir": config.run_dir, "model": {"preset": config.model.preset, "init": config.model.init},
+        "task": config.task, "run_dir": config.run_dir,
+        "model": {"preset": config.model.preset, "init": config.model.init},
         "world": world, "batch": batch, "deepspeed": deepspeed_plan(config, n, device_type),
         "splits": {name: {"split": s.split, "num_shards": s.num_shards, "hours": s.hours, "num_samples": s.num_samples}
                    for name, s in splits.items()},
@@ -189,21 +197,21 @@ def format_plan(plan: dict[str, Any]) -> str:
     """The plan as lines a person reads (``--json`` prints the dict itself)."""
     w, b, ds, sh = plan["world"], plan["batch"], plan["deepspeed"], plan["shards"]
     model = plan["model"]["init"] or f"preset {plan['model']['preset']}"
+    offload = f" (offload {', '.join(f'{k} to {v}' for k, v in ds['offload'].items())})" if ds["offload"] else ""
     lines = [
         f"dry run of a {plan['task']} run ({model}); run_dir {plan['run_dir']} (not created)",
         f"world       {w['world_size']} rank(s), from {w['source']}",
-        f"batch       {b['micro_batch_s']:g} audio-s per micro-batch x {b['world_size']} rank(s) x "
-        f"{b['accumulation']} accumulation = {b['global_batch_s']:,.6g} audio-s per update",
-        f"epoch       train {b['train_hours']:,.2f} h: {b['batches_per_epoch_per_rank']:,} batches per rank "
-        f"(fill {b['fill']:g}) = {b['updates_per_epoch']:,.2f} updates",
-        f"run         {b['max_updates']:,} updates = {b['epochs']:,.2f} epochs, "
-        f"{b['budget_audio_s'] / 3600:,.1f} h of batch budget",
-        f"deepspeed   {ds['file']} on {ds['device_type']}: ZeRO stage {ds['zero_stage']}"
-        + (f" (offload {', '.join(f'{k} to {v}' for k, v in ds['offload'].items())})" if ds['offload'] else "")
-        + f", {ds['precision']}, optimizer {ds['optimizer']}",
-        f"            train_batch_size {ds['train_batch_size']} = {ds['train_micro_batch_size_per_gpu']} micro-batch x "
-        f"{ds['gradient_accumulation_steps']} accumulation x {w['world_size']} rank(s); "
-        f"gradient clipping {ds['gradient_clipping']:g}",
+        (f"batch       {b['micro_batch_s']:g} audio-s per micro-batch x {b['world_size']} rank(s) x "
+         f"{b['accumulation']} accumulation = {b['global_batch_s']:,.6g} audio-s per update"),
+        (f"epoch       train {b['train_hours']:,.2f} h: {b['batches_per_epoch_per_rank']:,} batches per rank "
+         f"(fill {b['fill']:g}) = {b['updates_per_epoch']:,.2f} updates"),
+        (f"run         {b['max_updates']:,} updates = {b['epochs']:,.2f} epochs, "
+         f"{b['budget_audio_s'] / 3600:,.1f} h of batch budget"),
+        (f"deepspeed   {ds['file']} on {ds['device_type']}: ZeRO stage {ds['zero_stage']}{offload}, "
+         f"{ds['precision']}, optimizer {ds['optimizer']}"),
+        (f"            train_batch_size {ds['train_batch_size']} = {ds['train_micro_batch_size_per_gpu']} micro-batch"
+         f" x {ds['gradient_accumulation_steps']} accumulation x {w['world_size']} rank(s); "
+         f"gradient clipping {ds['gradient_clipping']:g}"),
         "splits      " + "; ".join(f"{k} {v['split']!r}: {v['num_shards']} shards, {v['hours']:,.2f} h"
                                    for k, v in plan["splits"].items()),
     ]

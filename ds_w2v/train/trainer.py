@@ -25,7 +25,6 @@ from typing import Any
 import torch
 import yaml
 
-from ..data.index import read_split
 from ..data.loader import StreamingLoader
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
@@ -40,6 +39,7 @@ from .engine import build_engine
 from .evaluator import EvalResult, Evaluator
 from .flops import peak_flops, update_flops
 from .metrics import MetricsLogger
+from .plan import read_splits
 from .run_dir import check_shared_run_dir
 from .schedule import learning_rate
 from .state import TrainerState
@@ -96,21 +96,10 @@ class Trainer:
 
         # -- everything that can be refused, before any process group starts --------------------
         d = config.data
-        self.train_index = read_split(d.shards, d.train_split, d.shard_url_prefix)
-        self.dev_index = read_split(d.shards, d.dev_split, d.shard_url_prefix) if d.dev_split else None
-        self.test_indexes = self._test_splits(d.test_splits)
+        self.train_index, self.dev_index, self.test_indexes = read_splits(config)
         self.accum = resolve_batch(config, world)
         self.ds_config = build_ds_config(config, world, self.device.type)
         self.precision = resolved_precision(config, self.ds_config)
-        if config.compile != "none" and self.ds_config.get("zero_optimization", {}).get("stage") == 3:
-            # Tried on CPU (DeepSpeed 0.19.8, torch 2.13): the losses are right, but ZeRO-3 gathers
-            # parameters in per-module forward hooks marked torch.compiler.disable, so dynamo breaks
-            # the graph at every Linear / LayerNorm / Dropout and soon hits its recompile limit (8):
-            # the blocks would run uncompiled, after minutes of compiling.
-            raise ValueError(
-                f"config key compile: {config.compile} is refused with ZeRO-3 ({config.deepspeed_config}): its "
-                "per-module parameter gathers break the compiled graphs at every layer; use ZeRO-1/2 or compile=none"
-            )
         self.task = TASK_CLASSES[config.task](config, self.train_index)
 
         # -- model: built before the process group, so that a model.init whose vocabulary or
@@ -171,17 +160,6 @@ class Trainer:
     @property
     def bad_total(self) -> int:
         return self.state.bad_total
-
-    def _test_splits(self, splits: list[str]) -> dict[str, Any]:
-        out = {}
-        for split in splits:
-            try:
-                out[split] = read_split(self.config.data.shards, split, self.config.data.shard_url_prefix)
-            except ValueError:
-                if split == "test" and len(splits) == 1:
-                    continue  # the default, on a corpus without a test split (pretraining audio): fine
-                raise
-        return out
 
     def _seed_everything(self, seed: int) -> None:
         import random

@@ -122,7 +122,7 @@ def test_unreachable_shards_are_counted_apart_from_damaged_ones(shards, tmp_path
     assert s.num_corrupt == sum(s.skipped.values()) - 2  # unreachable is not corruption
     lines = [r.getMessage() for r in caplog.records if "(unreachable_shard)" in r.getMessage()]
     assert len(lines) == 2
-    assert "missing.tar" in lines[0] and "exited with status 1 before writing a byte" in lines[0]
+    assert "missing.tar" in lines[0] and "exited with status 1 before the shard's first sample" in lines[0]
     assert "pipe:true" in lines[1] and "exited with status 0 but wrote nothing" in lines[1]
 
 

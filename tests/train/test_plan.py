@@ -87,22 +87,25 @@ def test_fewer_shards_than_ranks_split_by_samples(shards):
         assert sorted(r["workers"][0]["shards"] + r["workers"][1]["shards"]) == sorted(split.names)
 
 
-def test_the_launcher_env_gives_the_world(shards, monkeypatch):
+def test_the_launcher_env_gives_the_world(shards, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "8")
     monkeypatch.setenv("RANK", "3")
     plan = plan_run(_config(shards), device_type="cpu")
     assert plan["world"] == {"world_size": 8, "rank": 3, "source": "launcher (RANK, WORLD_SIZE)"}
     assert plan["batch"]["accumulation"] == 2 and len(plan["shards"]["ranks"]) == 8
     assert plan_run(_config(shards), 1, "cpu")["world"]["world_size"] == 1  # --world-size wins
+    # under a launcher every rank plans, rank 0 alone prints
+    assert cli(["pretrain", "--recipe", "pretrain_tiny", f"data.shards={shards}", *ARITHMETIC, "--dry-run"]) == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(shards, tmp_path, monkeypatch, capsys):
     def refuse(*_a, **_k):
         raise AssertionError("a dry run must not do this")
 
-    import deepspeed
-
     import ds_w2v.train.tasks as tasks
+
+    deepspeed = pytest.importorskip("deepspeed")
 
     monkeypatch.setattr(dist, "init_process_group", refuse)
     monkeypatch.setattr(deepspeed, "init_distributed", refuse)
