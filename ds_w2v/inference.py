@@ -36,7 +36,7 @@ import torch
 
 from .data.audio import AudioError, load_audio
 from .data.shard_format import SAMPLE_RATE
-from .models.wav2vec2 import Wav2Vec2Task, load_model
+from .models.wav2vec2 import MODEL_TASKS, Wav2Vec2Task, load_model
 
 DEFAULT_BATCH_S = 60.0  # padded audio-seconds per forward pass: ~1 GB peak for BASE on CPU (docs/inference.md)
 # Longer files are refused from their header, before decoding: memory grows with duration
@@ -47,7 +47,7 @@ DEFAULT_MAX_DURATION_S = 600.0
 MAX_PADDING = 0.15
 READ_AHEAD_S = 1800.0  # audio-seconds decoded before sorting: 30 min of int16 = 58 MB
 
-TASK_NAMES = {"ctc": "speech recognition (CTC)", "cls": "classification", "pretrain": "pretraining (no task head)"}
+# the model tasks this module serves, and the command that runs each
 _COMMAND_FOR_TASK = {"ctc": "ds-w2v transcribe", "cls": "ds-w2v classify"}
 
 
@@ -99,7 +99,7 @@ def load_task_model(model: Wav2Vec2Task | str | os.PathLike, task: str) -> Wav2V
     if model.task != task:
         hint = _COMMAND_FOR_TASK.get(model.task)
         raise ValueError(
-            f"{name} is a {TASK_NAMES.get(model.task, model.task)} model, not a {TASK_NAMES[task]} model"
+            f"{name} is a {model.description} model, not a {MODEL_TASKS[task].description} model"
             + (f"; use `{hint}` for it" if hint else "")
         )
     return model

@@ -1,7 +1,7 @@
 """``ds-w2v evaluate``: score a model on splits of a prepared corpus, every utterance once.
 
     ds-w2v evaluate --recipe finetune_ctc_tiny data.shards=demo_data/shards/timit model.init=runs/ctc --split test
-    ds-w2v evaluate data.shards=/data/librispeech model.init=ctc.pt --split test_clean --split test_other --out scores.json
+    ds-w2v evaluate data.shards=/data/librispeech model.init=ctc.pt --split test-clean --split test-other --out scores.json
     torchrun --nproc_per_node 8 -m ds_w2v.train evaluate data.shards=... model.init=... --split test
 
 ``model.init`` is a ds_w2v model file, an HF transformers folder or a run directory (its best
@@ -67,11 +67,7 @@ def main(args: argparse.Namespace) -> int:
     config.task, config.best_metric = model.task, ""
     task = TASK_CLASSES[model.task](config, next(iter(indexes.values())))
     # the data's vocabulary / labels must be the model's, or the scores mean nothing
-    if model.task == "ctc" and model.vocab != task.vocab:
-        raise ValueError(f"model.init: {init}'s vocabulary ({len(model.vocab)} symbols) differs from the data's "
-                         f"({len(task.vocab)} symbols in {d.shards}/vocab.json)")
-    if model.task == "cls" and list(model.labels) != list(task.labels):
-        raise ValueError(f"model.init: {init}'s labels {list(model.labels)} differ from the data's {task.labels}")
+    task.check_model(model, init)
     rank, world, local_rank = world_from_env()
     use_cuda = torch.cuda.is_available() and config.device != "cpu"
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")

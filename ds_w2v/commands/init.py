@@ -11,11 +11,11 @@ import ast
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from ..models.wav2vec2 import PRESETS, TASKS
+    from ..models.wav2vec2 import MODEL_TASKS, PRESETS
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", required=True, help=f"one of: {', '.join(PRESETS)}")
-    p.add_argument("--task", default="pretrain", choices=TASKS)
+    p.add_argument("--task", default="pretrain", choices=list(MODEL_TASKS))
     p.add_argument("--vocab", help="vocab.json for --task ctc (default: 32 English characters)")
     p.add_argument("--num-labels", type=int, help="classes for --task cls")
     p.add_argument("--labels", help="comma-separated class names for --task cls")

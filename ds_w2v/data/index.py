@@ -29,6 +29,9 @@ from ds_w2v.data.shard_format import INDEX_NAME, read_index
 URL_SCHEMES = ("ais", "file", "ftps", "gs", "hf", "htgs", "http", "https", "pipe", "scp", "sftp")
 SHARD = "{shard}"
 """Where a shard's name goes in a ``url_prefix`` template."""
+SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+"""What a split name can be: ``prepare`` names splits through ``sources.base.safe_id`` (letters,
+digits, ``_`` and ``-``: ``train``, ``test_noncore``, LibriSpeech's ``train-clean-100``)."""
 # what may be pasted into a pipe: command (run by a shell): the names prepare writes
 # ({split}-000000.tar), sub-directories, nothing a shell would expand or split
 _SHELL_SAFE = re.compile(r"[A-Za-z0-9._+/-]+")

@@ -24,12 +24,8 @@ from typing import Any
 
 import yaml
 
-TASKS = ("pretrain", "ctc", "cls")
-# dev metrics that may choose the best checkpoint, per task -> higher is better (each task's
-# default is its Task class's best_metric, in tasks.py)
-BEST_METRICS = {"pretrain": {"loss": False, "contrastive": False, "acc": True},
-                "ctc": {"wer": False, "cer": False, "loss": False},
-                "cls": {"acc": True, "f1": True, "loss": False}}
+from .tasks import TASK_CLASSES
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu")
 COMPILE_MODES = ("none", "blocks", "backbone")
@@ -88,7 +84,7 @@ class DataConfig:
     """The split evaluated every ``eval_every`` updates; it chooses the best checkpoint."""
     test_split: str | list[str] | None = "test"
     """The split(s) scored once, at the end, with the best checkpoint: one name or a list
-    (LibriSpeech ``[test_clean, test_other]``; TIMIT ``[test, test_noncore]``: the 24-speaker
+    (LibriSpeech ``[test-clean, test-other]``; TIMIT ``[test, test_noncore]``: the 24-speaker
     core test set and the other 144 test speakers). Each is reported by name; the first is the
     headline ``test`` of results.json. The default ``test`` may be absent from the corpus
     (pretraining audio); a split named explicitly must exist."""
@@ -192,11 +188,12 @@ class TrainConfig:
         def bad(key: str, msg: str):
             raise ValueError(f"config key {key}: {msg}")
 
-        if self.task not in TASKS:
-            bad("task", f"{self.task!r} is not one of {', '.join(TASKS)}")
-        if self.best_metric and self.best_metric not in BEST_METRICS[self.task]:
+        if self.task not in TASK_CLASSES:
+            bad("task", f"{self.task!r} is not one of {', '.join(TASK_CLASSES)}")
+        best_metrics = TASK_CLASSES[self.task].best_metrics
+        if self.best_metric and self.best_metric not in best_metrics:
             bad("best_metric", f"{self.best_metric!r} is not a dev metric of task {self.task}: "
-                               f"{', '.join(BEST_METRICS[self.task])}")
+                               f"{', '.join(best_metrics)}")
         if self.device not in DEVICES:
             bad("device", f"{self.device!r} is not one of {', '.join(DEVICES)}")
         if len(set(self.data.test_splits)) != len(self.data.test_splits):
@@ -237,8 +234,6 @@ class TrainConfig:
         ac = self.activation_checkpointing
         if ac is not None and ac != "all" and not (isinstance(ac, list) and all(isinstance(i, int) for i in ac)):
             bad("activation_checkpointing", f"must be a list of block indices or 'all', got {ac!r}")
-        if self.task != "pretrain" and self.data.dev_split is None:
-            pass  # allowed: no evaluation, the last checkpoint is the result
 
 
 def resolve_batch(config: TrainConfig, world_size: int) -> int:

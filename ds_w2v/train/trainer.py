@@ -1,10 +1,10 @@
-"""One trainer for three tasks, on the DeepSpeed engine.
+"""One trainer for every task of ``tasks/``, on the DeepSpeed engine.
 
 ``Trainer(config).train()``: build the task's model, wrap it with ``deepspeed.initialize``
 (ZeRO stage, precision and optimizer from the DeepSpeed JSON, hyper-parameters from the recipe),
 stream duration-filled batches, and per update: accumulate ``gradient_accumulation`` micro-
 batches weighted by their share of the update's audio, step the learning rate and the Gumbel
-temperature, log, evaluate on ``dev``, keep checkpoints. The task object (``tasks.py``) is the
+temperature, log, evaluate on ``dev``, keep checkpoints. The task object (``tasks/``) is the
 only thing that differs between pretraining, CTC and classification.
 
 Launch lines (the same for every task; see launch/*.sh):
@@ -37,7 +37,7 @@ from .distributed import (
 )
 from .engine import build_engine
 from .evaluator import EvalResult, Evaluator
-from .flops import peak_flops, update_flops
+from .flops import peak_flops
 from .metrics import MetricsLogger
 from .plan import read_splits
 from .run_dir import check_shared_run_dir
@@ -243,7 +243,7 @@ class Trainer:
         # host-side: a batch prefetched to the GPU keeps its lengths as host integers too
         local_s = sum(b.num_audio_s for b in batches)
         total_s = all_reduce([local_s], "sum", self.device)[0]
-        frozen = cfg.task != "pretrain" and self.update < cfg.freeze_transformer_updates
+        frozen = self.task.backbone_frozen(self.update)
         self.module.backbone_frozen = frozen
         lr = learning_rate(self.update, cfg.optim, cfg.schedule, cfg.max_updates)
         for group in self.optimizer.param_groups:
@@ -277,7 +277,7 @@ class Trainer:
         self.state.train_time_s += dt
         flops = 0.0
         if self.peak:
-            flops = sum(update_flops(self.module.config, list(b.lengths_list), cfg.task == "pretrain") for b in batches)
+            flops = sum(self.task.update_flops(self.module.config, list(b.lengths_list)) for b in batches)
         self._window.add(sums, audio_s=total_s, update_s=dt, data_s=data_s, flops=flops, lr=lr)
         return True
 
@@ -388,7 +388,7 @@ class Trainer:
         if len(set(digests)) > 1 and self.is_rank0:
             log.error("the ranks ended with different parameters (digests %s): the run is not data-parallel-"
                       "consistent; report it with the DeepSpeed config", digests)
-        if self.test_indexes and self.config.task != "pretrain":
+        if self.test_indexes and self.task.scores_test:
             if s.best_update is not None:
                 ckpt.load(self.engine, self.run_dir, "best")
             result["test_sets"] = {}
@@ -397,9 +397,8 @@ class Trainer:
                 result["test_sets"][split] = out.metrics
                 if i == 0:
                     result["test"] = out.metrics
-                    if hasattr(self.task, "confusion"):
-                        result["test_confusion"] = {"labels": self.task.labels, "matrix": self.task.confusion(out.sums)}
-                # one test set: test/wer; several: test/test_clean/wer, test/test_other/wer
+                    result.update(self.task.test_results(out.sums))
+                # one test set: test/wer; several: test/test-clean/wer, test/test-other/wer
                 prefix = "test" if len(self.test_indexes) == 1 else f"test/{split}"
                 self.logger.log(self.update, {f"{prefix}/{k}": v for k, v in out.metrics.items()})
         if self.is_rank0:

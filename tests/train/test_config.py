@@ -118,12 +118,15 @@ def test_shipped_recipe_builds_deepspeed_config(recipe):
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_shipped_recipe_model_overrides_build_a_model_config(recipe):
     # model.overrides is a free mapping here; the model config must accept every key and value
-    from ds_w2v.models.wav2vec2.presets import PRESETS, TASK_DEFAULTS, preset_config
+    from ds_w2v.models.wav2vec2.presets import PRESETS, preset_config
+    from ds_w2v.models.wav2vec2.registry import MODEL_TASKS
+    from ds_w2v.train.tasks import TASK_CLASSES
 
     config = load_config(recipe, [SHARDS])
     assert config.model.preset in PRESETS
     assert recipe.stem.split("_")[-1] == config.model.preset  # pretrain_small -> small
-    model = preset_config(config.model.preset, **{**TASK_DEFAULTS[config.task], **config.model.overrides})
+    defaults = MODEL_TASKS[TASK_CLASSES[config.task].model_task].finetune_defaults
+    model = preset_config(config.model.preset, **{**defaults, **config.model.overrides})
     for key, value in config.model.overrides.items():
         assert getattr(model, key) == (tuple(value) if isinstance(value, list) else value)
 
@@ -191,10 +194,11 @@ def test_finetune_ctc_original_is_fairseq_base_10h():
 
 def test_finetune_ctc_original_masks_time_spans_of_10():
     # "time masking 0.65 x 10": the span length comes from the model default, not the recipe
-    from ds_w2v.models.wav2vec2.presets import TASK_DEFAULTS, preset_config
+    from ds_w2v.models.wav2vec2.presets import preset_config
+    from ds_w2v.models.wav2vec2.registry import MODEL_TASKS
 
     c = load_config("finetune_ctc_original", [SHARDS])
-    m = preset_config("original", **{**TASK_DEFAULTS["ctc"], **c.model.overrides})
+    m = preset_config("original", **{**MODEL_TASKS["ctc"].finetune_defaults, **c.model.overrides})
     assert (m.mask_prob, m.mask_length) == (0.65, 10)
     assert (m.mask_channel_prob, m.mask_channel_length) == (0.5, 64)
     assert m.feature_grad_mult == 0.0  # conv encoder frozen throughout

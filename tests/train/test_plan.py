@@ -103,7 +103,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(shards, tmp_path, monkeypatc
     def refuse(*_a, **_k):
         raise AssertionError("a dry run must not do this")
 
-    import ds_w2v.train.tasks as tasks
+    import ds_w2v.train.tasks.base as tasks
 
     deepspeed = pytest.importorskip("deepspeed")
 

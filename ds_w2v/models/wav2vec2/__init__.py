@@ -11,17 +11,19 @@ quantizer.py       Gumbel product quantizer
 objective.py       negatives, contrastive logits, InfoNCE and diversity losses
 model.py           backbone, task base class, pretraining model
 heads.py           CTC and sequence-classification models
+registry.py        MODEL_TASKS: the task models by name (register_model_task)
 factory.py         build_model / save_model / load_model, the model file format
 interop_hf.py      HF transformers key table, config mapping, export and import
 """
 from .config import Wav2Vec2Config
-from .factory import DEFAULT_VOCAB, TASKS, build_model, load_model, save_model
-from .heads import Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
+from .factory import build_model, load_model, save_model
+from .heads import DEFAULT_VOCAB, Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
 from .model import Wav2Vec2ForPretraining, Wav2Vec2Output, Wav2Vec2Task
 from .presets import DOCUMENTED_PARAMS_M, PRESETS, count_parameters, preset_config
+from .registry import MODEL_TASKS, register_model_task
 
 __all__ = [
-    "Wav2Vec2Config", "build_model", "load_model", "save_model", "DEFAULT_VOCAB", "TASKS",
+    "Wav2Vec2Config", "build_model", "load_model", "save_model", "DEFAULT_VOCAB", "MODEL_TASKS", "register_model_task",
     "Wav2Vec2ForPretraining", "Wav2Vec2ForCTC", "Wav2Vec2ForSequenceClassification", "Wav2Vec2Output",
     "Wav2Vec2Task", "PRESETS", "DOCUMENTED_PARAMS_M", "count_parameters", "preset_config",
 ]

@@ -2,42 +2,29 @@
 
 A ds_w2v model file is one ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
 
-    {"format": "ds_w2v.model", "version": 1, "task": "pretrain" | "ctc" | "cls",
+    {"format": "ds_w2v.model", "version": 1, "task": a registered task ("pretrain", "ctc", "cls"),
      "config": {Wav2Vec2Config fields}, "extra": {"vocab": [...]} | {"labels": [...]} | {},
      "state_dict": {name: tensor}}
 
-so a model carries its architecture, its vocabulary or label set and its update counter.
+so a model carries its architecture, its head state (``extra``: the vocabulary or label set its
+class's ``head_state`` names) and its update counter.
 """
 from __future__ import annotations
 
-import string
+import inspect
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from ...text import SPECIAL_TOKENS, CharVocab
+from ...text import CharVocab
 from .config import Wav2Vec2Config
-from .heads import Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
 from .interop_hf import load_hf_folder
-from .model import Wav2Vec2ForPretraining, Wav2Vec2Task
-from .presets import TASK_DEFAULTS, preset_config
+from .model import Wav2Vec2Task
+from .presets import preset_config
+from .registry import model_class
 
-TASKS = ("pretrain", "ctc", "cls")
 MODEL_FORMAT = "ds_w2v.model"
-
-# 32 symbols, as wav2vec2-base-960h: the specials, the apostrophe and a-z.
-DEFAULT_VOCAB = CharVocab(list(SPECIAL_TOKENS) + ["'"] + list(string.ascii_lowercase))
-
-
-def _resolve_vocab(vocab: CharVocab | Sequence[str] | str | Path | None) -> CharVocab:
-    if vocab is None:
-        return DEFAULT_VOCAB
-    if isinstance(vocab, CharVocab):
-        return vocab
-    if isinstance(vocab, (str, Path)):
-        return CharVocab.load(vocab)
-    return CharVocab(list(vocab))
 
 
 def build_model(
@@ -53,36 +40,31 @@ def build_model(
 
     preset_or_config: a preset name (``tiny small medium original large``), a
         :class:`Wav2Vec2Config` or a dict of its fields.
-    task: ``pretrain``, ``ctc`` (``vocab``: a CharVocab, token list or vocab.json path; default
-        the 32-symbol English character set) or ``cls`` (``labels`` or ``num_labels``).
+    task: a task of ``registry.MODEL_TASKS``: ``pretrain``, ``ctc`` (``vocab``: a CharVocab, token
+        list or vocab.json path; default the 32-symbol English character set) or ``cls``
+        (``labels`` or ``num_labels``).
     overrides: config fields; for a preset name they apply after the task's fine-tuning
-        defaults (``presets.TASK_DEFAULTS``: frozen conv encoder, masking, LayerDrop).
+        defaults (its class's ``finetune_defaults``: frozen conv encoder, masking, LayerDrop).
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    cls = model_class(task)
     if isinstance(preset_or_config, str):
-        config = preset_config(preset_or_config, **{**TASK_DEFAULTS[task], **overrides})
+        config = preset_config(preset_or_config, **{**cls.finetune_defaults, **overrides})
     elif isinstance(preset_or_config, Wav2Vec2Config):
         config = preset_or_config.replace(**overrides)
     elif isinstance(preset_or_config, dict):
         config = Wav2Vec2Config.from_dict({**preset_or_config, **overrides})
     else:
         raise TypeError(f"expected a preset name, Wav2Vec2Config or dict, got {type(preset_or_config).__name__}")
-    return _build(config, task, vocab=vocab, labels=labels, num_labels=num_labels)
+    head = {k: v for k, v in (("vocab", vocab), ("labels", labels), ("num_labels", num_labels)) if v is not None}
+    return _build(config, task, head)
 
 
-def _build(config, task, *, vocab=None, labels=None, num_labels=None) -> Wav2Vec2Task:
-    if task == "pretrain":
-        return Wav2Vec2ForPretraining(config)
-    if task == "ctc":
-        return Wav2Vec2ForCTC(config, _resolve_vocab(vocab))
-    if labels is None:
-        if num_labels is None:
-            raise ValueError("task 'cls' needs labels=[...] or num_labels=N")
-        labels = [str(i) for i in range(num_labels)]
-    elif num_labels is not None and num_labels != len(labels):
-        raise ValueError(f"num_labels={num_labels} but {len(labels)} labels given")
-    return Wav2Vec2ForSequenceClassification(config, labels)
+def _build(config: Wav2Vec2Config, task: str, head: dict[str, Any]) -> Wav2Vec2Task:
+    cls = model_class(task)
+    foreign = sorted(set(head) - set(inspect.signature(cls.from_head_state).parameters))
+    if foreign:  # another head's argument (a vocabulary for a classifier): one clear line
+        raise ValueError(f"task {task!r} takes no {', '.join(foreign)}")
+    return cls.from_head_state(config, **head)
 
 
 def save_model(model: Wav2Vec2Task, path: str | Path) -> Path:
@@ -102,8 +84,7 @@ def model_from_payload(payload: dict[str, Any], source: str = "<memory>", load_w
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{source}: not a ds_w2v model file")
     config = Wav2Vec2Config.from_dict(payload["config"])
-    extra = payload.get("extra", {})
-    model = _build(config, payload["task"], vocab=extra.get("vocab"), labels=extra.get("labels"))
+    model = _build(config, payload["task"], payload.get("extra", {}))
     if load_weights:
         model.load_state_dict(payload["state_dict"])
     return model

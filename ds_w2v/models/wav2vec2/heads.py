@@ -12,19 +12,32 @@ fairseq base_100h); in evaluation nothing is masked.
 """
 from __future__ import annotations
 
+import string
+from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...text import BLANK_ID, CharVocab
+from ...text import BLANK_ID, SPECIAL_TOKENS, CharVocab
 from .config import Wav2Vec2Config
 from .model import Wav2Vec2Output, Wav2Vec2Task
+
+# 32 symbols, as wav2vec2-base-960h: the specials, the apostrophe and a-z.
+DEFAULT_VOCAB = CharVocab(list(SPECIAL_TOKENS) + ["'"] + list(string.ascii_lowercase))
 
 
 class Wav2Vec2ForCTC(Wav2Vec2Task):
     task = "ctc"
+    description = "speech recognition (CTC)"
+    hf_architecture = "Wav2Vec2ForCTC"
+    # fairseq examples/wav2vec/config/finetuning/base_100h.yaml: the conv encoder frozen,
+    # SpecAugment-style time and channel masks, LayerDrop 0.1
+    finetune_defaults = {"feature_grad_mult": 0.0, "mask_prob": 0.65, "mask_channel_prob": 0.5,
+                         "mask_channel_length": 64, "encoder_layerdrop": 0.1, "activation_dropout": 0.1,
+                         "dropout_features": 0.0}
+    head_state = ("vocab",)
 
     def __init__(self, config: Wav2Vec2Config, vocab: CharVocab | Sequence[str]):
         super().__init__(config)
@@ -32,6 +45,16 @@ class Wav2Vec2ForCTC(Wav2Vec2Task):
         self.dropout = nn.Dropout(config.final_dropout)
         self.lm_head = nn.Linear(config.encoder_embed_dim, len(self.vocab))
         self.reset_parameters()
+
+    @classmethod
+    def from_head_state(cls, config: Wav2Vec2Config,
+                        vocab: CharVocab | Sequence[str] | str | Path | None = None) -> Wav2Vec2ForCTC:
+        """``vocab``: a CharVocab, a token list or a vocab.json path; None: :data:`DEFAULT_VOCAB`."""
+        if vocab is None:
+            vocab = DEFAULT_VOCAB
+        elif isinstance(vocab, (str, Path)):
+            vocab = CharVocab.load(vocab)
+        return cls(config, vocab)
 
     def extra_state(self) -> dict:
         return {"vocab": list(self.vocab.tokens)}
@@ -81,6 +104,12 @@ class LayerWeightedSum(nn.Module):
 
 class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
     task = "cls"
+    description = "classification"
+    hf_architecture = "Wav2Vec2ForSequenceClassification"
+    # base_100h's frozen conv encoder, with light time masking, no channel masks and no LayerDrop
+    finetune_defaults = {"feature_grad_mult": 0.0, "mask_prob": 0.05, "mask_channel_prob": 0.0,
+                         "encoder_layerdrop": 0.0, "activation_dropout": 0.1, "dropout_features": 0.0}
+    head_state = ("labels",)
 
     def __init__(self, config: Wav2Vec2Config, labels: Sequence[str]):
         super().__init__(config)
@@ -94,6 +123,18 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
         self.projector = nn.Linear(config.encoder_embed_dim, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, len(self.labels))
         self.reset_parameters()
+
+    @classmethod
+    def from_head_state(cls, config: Wav2Vec2Config, labels: Sequence[str] | None = None,
+                        num_labels: int | None = None) -> Wav2Vec2ForSequenceClassification:
+        """``labels``, or ``num_labels`` for labels named ``0 .. N-1``."""
+        if labels is None:
+            if num_labels is None:
+                raise ValueError(f"task {cls.task!r} needs labels=[...] or num_labels=N")
+            labels = [str(i) for i in range(num_labels)]
+        elif num_labels is not None and num_labels != len(labels):
+            raise ValueError(f"num_labels={num_labels} but {len(labels)} labels given")
+        return cls(config, labels)
 
     def extra_state(self) -> dict:
         return {"labels": list(self.labels)}

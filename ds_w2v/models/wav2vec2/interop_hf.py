@@ -1,5 +1,6 @@
-"""Conversion to and from HF transformers' wav2vec2 checkpoints (``Wav2Vec2ForPreTraining``,
-``Wav2Vec2ForCTC``, ``Wav2Vec2ForSequenceClassification``).
+"""Conversion to and from HF transformers' wav2vec2 checkpoints: the architecture each task model
+class names as its ``hf_architecture`` (``Wav2Vec2ForPreTraining``, ``Wav2Vec2ForCTC``,
+``Wav2Vec2ForSequenceClassification``), found through ``registry.MODEL_TASKS``.
 
 The key table below is the whole mapping; three tensors also change shape: our fused
 ``qkv_proj`` is HF's q/k/v projections stacked, our codebook [G, V, d] is HF's
@@ -24,8 +25,8 @@ import torch
 
 from ...text import CharVocab
 from .config import Wav2Vec2Config
-from .heads import Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
 from .model import Wav2Vec2ForPretraining, Wav2Vec2Task
+from .registry import MODEL_TASKS, hf_model_class, model_class
 
 # (our name pattern, HF name template); applied to every key, first match wins.
 KEY_TABLE: list[tuple[str, str]] = [
@@ -54,7 +55,15 @@ KEY_TABLE: list[tuple[str, str]] = [
     (r"layer_weighting\.weights", "layer_weights"),
 ]
 _NOT_EXPORTED = ("num_updates",)
-_ARCHITECTURES = {"pretrain": "Wav2Vec2ForPreTraining", "ctc": "Wav2Vec2ForCTC", "cls": "Wav2Vec2ForSequenceClassification"}
+# transformers' backbone alone: it loads as the pretraining model, its quantizer fresh
+_BARE_BACKBONE = "Wav2Vec2Model"
+
+
+def _architecture(task: str) -> str:
+    arch = model_class(task).hf_architecture
+    if arch is None:
+        raise ValueError(f"task {task!r} has no HF export")
+    return arch
 
 
 def _to_hf_name(name: str) -> str:
@@ -113,7 +122,7 @@ def to_hf_config(config: Wav2Vec2Config, task: str, extra: dict[str, Any]) -> di
     c = config
     d: dict[str, Any] = {
         "model_type": "wav2vec2",
-        "architectures": [_ARCHITECTURES[task]],
+        "architectures": [_architecture(task)],
         "conv_dim": [ch for ch, _, _ in c.conv_layers],
         "conv_kernel": [k for _, k, _ in c.conv_layers],
         "conv_stride": [s for _, _, s in c.conv_layers],
@@ -165,7 +174,7 @@ def to_hf_config(config: Wav2Vec2Config, task: str, extra: dict[str, Any]) -> di
         "ds_w2v": {"feature_grad_mult": c.feature_grad_mult, "normalize_audio": c.normalize_audio,
                    "latent_temp": list(c.latent_temp), "feature_pen_weight": c.feature_pen_weight},
     }
-    if task == "cls":
+    if "labels" in model_class(task).head_state:
         labels = extra["labels"]
         d["id2label"] = {str(i): lab for i, lab in enumerate(labels)}
         d["label2id"] = {lab: i for i, lab in enumerate(labels)}
@@ -230,7 +239,7 @@ def build_hf_model(config: Wav2Vec2Config, task: str = "pretrain", extra: dict[s
         d.pop(key)
     hf_config = transformers.Wav2Vec2Config(**d)
     hf_config._attn_implementation = attn_implementation
-    return getattr(transformers, _ARCHITECTURES[task])(hf_config)
+    return getattr(transformers, _architecture(task))(hf_config)
 
 
 def hf_twin(model: Wav2Vec2Task, *, attn_implementation: str = "sdpa"):
@@ -244,8 +253,8 @@ def hf_twin(model: Wav2Vec2Task, *, attn_implementation: str = "sdpa"):
 # --- folders ----------------------------------------------------------------------------------
 def export_hf(model: Wav2Vec2Task, out_dir: str | Path) -> Path:
     """Write ``out_dir`` so that ``transformers.<Arch>.from_pretrained(out_dir)`` loads it; for a
-    CTC model also the tokenizer and feature-extractor files ``pipeline("automatic-speech-
-    recognition", model=out_dir)`` needs."""
+    model whose head carries a vocabulary (CTC) also the tokenizer and feature-extractor files
+    ``pipeline("automatic-speech-recognition", model=out_dir)`` needs."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -265,7 +274,7 @@ def export_hf(model: Wav2Vec2Task, out_dir: str | Path) -> Path:
         "return_attention_mask": True,  # ds_w2v always masks padding
         "processor_class": "Wav2Vec2Processor",
     }, indent=2))
-    if model.task == "ctc":
+    if "vocab" in extra:
         CharVocab(extra["vocab"]).save(out / "vocab.json")
         (out / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "Wav2Vec2CTCTokenizer",
@@ -299,25 +308,27 @@ def load_hf_folder(folder: str | Path) -> Wav2Vec2Task:
     if d.get("model_type") != "wav2vec2":
         raise ValueError(f"{cfg_path}: model_type {d.get('model_type')!r} is not wav2vec2")
     arch = (d.get("architectures") or ["Wav2Vec2ForPreTraining"])[0]
+    cls = hf_model_class(Wav2Vec2ForPretraining.hf_architecture if arch == _BARE_BACKBONE else arch)
+    if cls is None:
+        supported = sorted(c.hf_architecture for c in MODEL_TASKS.values() if c.hf_architecture)
+        raise ValueError(f"{cfg_path}: unsupported architecture {arch!r}; supported: {supported}")
     config = from_hf_config(d)
     hf_state = _read_hf_weights(folder)
     if not any(k.startswith("wav2vec2.") for k in hf_state):  # saved from a bare Wav2Vec2Model
         hf_state = {f"wav2vec2.{k}": v for k, v in hf_state.items()}
-    if arch == "Wav2Vec2ForCTC":
+    head = {}
+    if "vocab" in cls.head_state:
         if not (folder / "vocab.json").is_file():
             raise FileNotFoundError(f"{folder}: CTC model without vocab.json")
-        model = Wav2Vec2ForCTC(config, CharVocab.load(folder / "vocab.json"))
-    elif arch == "Wav2Vec2ForSequenceClassification":
+        head["vocab"] = CharVocab.load(folder / "vocab.json")
+    if "labels" in cls.head_state:
         id2label = d.get("id2label") or {str(i): str(i) for i in range(d.get("num_labels", 2))}
-        model = Wav2Vec2ForSequenceClassification(config, [id2label[str(i)] for i in range(len(id2label))])
-    elif arch in ("Wav2Vec2ForPreTraining", "Wav2Vec2Model"):
-        model = Wav2Vec2ForPretraining(config)
-        if "quantizer.codevectors" not in hf_state:
-            warnings.warn(f"{folder}: no quantizer in the checkpoint; it starts freshly initialised")
-            own = to_hf_state_dict(model.state_dict())
-            hf_state = {**{k: v for k, v in own.items() if not k.startswith("wav2vec2.")}, **hf_state}
-    else:
-        raise ValueError(f"{cfg_path}: unsupported architecture {arch!r}; supported: {sorted(_ARCHITECTURES.values())}")
+        head["labels"] = [id2label[str(i)] for i in range(len(id2label))]
+    model = cls.from_head_state(config, **head)
+    if isinstance(model, Wav2Vec2ForPretraining) and "quantizer.codevectors" not in hf_state:
+        warnings.warn(f"{folder}: no quantizer in the checkpoint; it starts freshly initialised")
+        own = to_hf_state_dict(model.state_dict())
+        hf_state = {**{k: v for k, v in own.items() if not k.startswith("wav2vec2.")}, **hf_state}
     if "wav2vec2.masked_spec_embed" not in hf_state:  # HF drops it when mask probs are 0
         hf_state["wav2vec2.masked_spec_embed"] = model.wav2vec2.mask_emb.detach().clone()
     model.load_state_dict(from_hf_state_dict(hf_state, model))

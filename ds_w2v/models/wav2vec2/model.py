@@ -10,7 +10,7 @@ both) and input validation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -150,9 +150,29 @@ class Wav2Vec2Backbone(nn.Module):
 
 
 class Wav2Vec2Task(nn.Module):
-    """Base of the three task models: config, update counter, validation, freezing."""
+    """Base of the task models: config, update counter, validation, freezing.
 
-    task: str = ""
+    A task model class also states what the model package knows of its task, read through
+    ``registry.MODEL_TASKS`` (which checks that every one is stated):"""
+
+    task: str
+    """Its name in the registry and in model files (``"ctc"``)."""
+    description: str
+    """What the model does, in a user's words, for messages (``"speech recognition (CTC)"``)."""
+    hf_architecture: str | None
+    """transformers' class of the same model, for ``export_hf`` and loading an HF folder; None
+    says that the task has no HF export."""
+    finetune_defaults: dict[str, Any]
+    """``Wav2Vec2Config`` deltas for this head when it is built from a preset or onto another
+    task's backbone (fairseq's fine-tuning configs); the recipe's overrides come after them."""
+    head_state: tuple[str, ...]
+    """The keys of :meth:`extra_state`: what the head carries beside its weights (``vocab``,
+    ``labels``) and :meth:`from_head_state` is given back."""
+
+    @classmethod
+    def from_head_state(cls, config: Wav2Vec2Config, **head: Any) -> Wav2Vec2Task:
+        """A fresh model of ``config`` with the head state :meth:`extra_state` returns."""
+        return cls(config, **head)
 
     def __init__(self, config: Wav2Vec2Config):
         super().__init__()
@@ -197,6 +217,10 @@ class Wav2Vec2Task(nn.Module):
 
 class Wav2Vec2ForPretraining(Wav2Vec2Task):
     task = "pretrain"
+    description = "pretraining (no task head)"
+    hf_architecture = "Wav2Vec2ForPreTraining"
+    finetune_defaults: dict[str, Any] = {}  # pretraining continues with its own config
+    head_state = ()
 
     def __init__(self, config: Wav2Vec2Config):
         super().__init__(config)

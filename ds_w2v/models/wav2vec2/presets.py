@@ -85,17 +85,6 @@ DOCUMENTED_PARAMS_M: dict[str, tuple[float, float]] = {
     "large": (317.4, 311.3),
 }
 
-# Defaults for fine-tuning tasks (fairseq examples/wav2vec/config/finetuning/base_100h.yaml):
-# the conv encoder frozen, SpecAugment-style time and channel masks, LayerDrop 0.1.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pretrain": {},
-    "ctc": {"feature_grad_mult": 0.0, "mask_prob": 0.65, "mask_channel_prob": 0.5, "mask_channel_length": 64,
-            "encoder_layerdrop": 0.1, "activation_dropout": 0.1, "dropout_features": 0.0},
-    "cls": {"feature_grad_mult": 0.0, "mask_prob": 0.05, "mask_channel_prob": 0.0,
-            "encoder_layerdrop": 0.0, "activation_dropout": 0.1, "dropout_features": 0.0},
-}
-
-
 def preset_config(name: str, **overrides: Any) -> Wav2Vec2Config:
     """The config of preset ``name`` (parents' deltas applied first), then ``overrides``."""
     if name not in _PRESETS:
