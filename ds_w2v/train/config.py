@@ -80,6 +80,15 @@ class DataConfig:
     shard is a warning and a ``data/skipped/unreachable_shard`` count; training goes on. None:
     next to ``dataset.json``."""
     train_split: str = "train"
+    train: list[str | dict[str, Any]] | None = None
+    """Several corpora in one run, in place of ``shards:train_split`` (dev and test still come
+    from ``shards``): entries ``DIR``, ``DIR:SPLIT``, ``DIR:SPLIT@WEIGHT`` or ``{shards, split,
+    weight, url_prefix}`` (docs/data_stream.md, *Several corpora*). LibriSpeech 960 h:
+    ``[ls:train-clean-100, ls:train-clean-360, ls:train-other-500]``. Each batch comes from one
+    corpus, drawn with p ∝ (weight x hours)^mix_alpha; each corpus runs its own epochs."""
+    mix_alpha: float = 1.0
+    """Sampling temperature of ``train``: 1 in proportion to the audio, 0.5 as XLS-R (towards the
+    small corpora), 0 uniform over corpora."""
     dev_split: str | None = "dev"
     """The split evaluated every ``eval_every`` updates; it chooses the best checkpoint."""
     test_split: str | list[str] | None = "test"

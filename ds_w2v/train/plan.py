@@ -17,9 +17,11 @@ The arithmetic (``config.py``'s module docstring, fairseq's ``max_tokens x updat
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..data.index import SplitIndex, read_split
+from ..data.mix import MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from .config import TrainConfig, resolve_batch
 from .deepspeed_config import build_ds_config, find_ds_config, resolved_precision
@@ -127,12 +129,36 @@ def shard_plan(index: SplitIndex, world_size: int, seed: int, num_workers: int =
     }
 
 
-def read_splits(config: TrainConfig) -> tuple[SplitIndex, SplitIndex | None, dict[str, SplitIndex]]:
-    """(train, dev, {test split: index}) of a run, as ``Trainer`` and the dry run read them: the
-    default test split may be absent (pretraining audio), a split named explicitly must exist."""
+@dataclass
+class RunSplits:
+    """The splits a run reads, refused or accepted before any process group starts."""
+
+    train: SplitIndex
+    """The train split; with ``data.train`` (a mix) its first corpus: vocabulary and labels are
+    the same across the mix (checked), which is what the task's head is built from."""
+    dev: SplitIndex | None
+    tests: dict[str, SplitIndex]
+    mix: list[tuple[MixSource, SplitIndex, float]] | None = None
+    """``data.train``'s corpora: (source, index, weight), in order; None without a mix."""
+
+
+def read_splits(config: TrainConfig) -> RunSplits:
+    """The run's splits, as ``Trainer`` and the dry run read them: the default test split may be
+    absent (pretraining audio), a split named explicitly must exist; a mix's corpora must agree on
+    vocabulary / labels with each other and with dev (fine-tuning)."""
     d, prefix = config.data, config.data.shard_url_prefix
-    train = read_split(d.shards, d.train_split, prefix)
+    mix = None
+    if d.train:
+        sources = parse_mix(d.train, d.train_split)
+        indexes = read_mix(sources, prefix, check_targets=config.task != "pretrain")
+        mix_probabilities([i.total_s for i, _ in indexes], [w for _, w in indexes], d.mix_alpha)  # refuses a bad alpha
+        mix = [(src, index, weight) for src, (index, weight) in zip(sources, indexes)]
+        train = mix[0][1]
+    else:
+        train = read_split(d.shards, d.train_split, prefix)
     dev = read_split(d.shards, d.dev_split, prefix) if d.dev_split else None
+    if mix and dev is not None and config.task != "pretrain":
+        check_same_targets([(f"{d.shards}:{d.dev_split}", dev), *((src.entry, index) for src, index, _ in mix)])
     tests = {}
     for split in d.test_splits:
         try:
@@ -141,13 +167,15 @@ def read_splits(config: TrainConfig) -> tuple[SplitIndex, SplitIndex | None, dic
             if split == "test" and len(d.test_splits) == 1:
                 continue
             raise
-    return train, dev, tests
+    return RunSplits(train, dev, tests, mix)
 
 
 def _splits(config: TrainConfig) -> dict[str, SplitIndex]:
-    train, dev, tests = read_splits(config)
-    out = {"train": train, **({"dev": dev} if dev is not None else {})}
-    out.update((f"test:{k}", v) for k, v in tests.items())
+    run = read_splits(config)
+    out = {"train": run.train, **({"dev": run.dev} if run.dev is not None else {})}
+    for src, index, _ in (run.mix or [])[1:]:  # the first corpus of a mix is "train"
+        out[f"train:{src.entry}"] = index
+    out.update((f"test:{k}", v) for k, v in run.tests.items())
     return out
 
 

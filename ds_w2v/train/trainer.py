@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from ..data.loader import StreamingLoader
+from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import UNREACHABLE_SHARD, StreamConfig
@@ -96,7 +97,8 @@ class Trainer:
 
         # -- everything that can be refused, before any process group starts --------------------
         d = config.data
-        self.train_index, self.dev_index, self.test_indexes = read_splits(config)
+        splits = read_splits(config)
+        self.train_index, self.dev_index, self.test_indexes, self.mix = splits.train, splits.dev, splits.tests, splits.mix
         self.accum = resolve_batch(config, world)
         self.ds_config = build_ds_config(config, world, self.device.type)
         self.precision = resolved_precision(config, self.ds_config)
@@ -133,7 +135,12 @@ class Trainer:
             min_duration_s=d.min_duration_s, max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer,
             seed=config.seed, num_workers=d.num_workers, pin_memory=use_cuda,
         )
-        self.loader = StreamingLoader.from_split(self.train_index, self.stream_config, rank=rank, world_size=world)
+        if self.mix:  # several corpora: each batch from one, drawn with p ∝ (weight x hours)^alpha
+            self.loader = MixedLoader([(index, w) for _, index, w in self.mix], self.stream_config,
+                                      temperature_alpha=d.mix_alpha, rank=rank, world_size=world,
+                                      names=mix_labels([src for src, _, _ in self.mix]))
+        else:
+            self.loader = StreamingLoader.from_split(self.train_index, self.stream_config, rank=rank, world_size=world)
         self.batches = BatchFeed(self.loader, self.device, prefetch=d.prefetch)
 
         # -- state -------------------------------------------------------------------------------
@@ -306,6 +313,8 @@ class Trainer:
                 figures["opt/loss_scale"] = float(scale)
         if self.peak:
             figures["perf/mfu"] = w.flops / w.update_s / self.peak
+        if self.mix:  # batches per corpus: the same on every rank (a pure function of the seed)
+            figures.update(self.loader.source_figures())
         self.logger.log(self.update, figures)
 
     def _skipped(self, skipped_before: int) -> bool:

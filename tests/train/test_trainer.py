@@ -166,3 +166,33 @@ def test_max_train_s_stops_cleanly_before_max_updates(timit_shards, tmp_path):
     assert latest_tag(run) == "update_00000001"
     assert sorted(_losses(run)) == [1]
     assert json.loads((run / "results.json").read_text())["stopped_by"] == "max_train_s"
+
+
+def test_a_three_corpus_mix_trains_logs_its_shares_and_resumes_exactly(timit_shards, tmp_path):
+    """``data.train`` with three corpora (here three splits of one prepared folder, weights 2:1:1):
+    each batch is drawn from one, the shares are logged, and a stop + resume gives the losses of
+    the uninterrupted run bit for bit."""
+    mix = f"data.train=[{timit_shards}:train@2,{timit_shards}:dev,{timit_shards}:test]"
+    extra = ("max_updates=6", mix, "data.dev_split=null", "data.test_split=null")
+    Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "a", *extra)).train()
+    want = _losses(tmp_path / "a")
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if "train/loss" in r][-1]
+    shares = {k: v for k, v in last.items() if k.startswith("data/mix/") and k.endswith("/share")}
+    assert len(shares) == 3 and sum(shares.values()) == pytest.approx(1.0)
+    first = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", *extra))
+    for _ in range(3):
+        assert first.train_step()
+        first.log()
+    first.save()
+    first.logger.close()
+    del first
+    resumed = Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "b", *extra))
+    assert resumed.update == 3
+    resumed.train()
+    assert _losses(tmp_path / "b") == want
+
+
+def test_a_mix_with_an_unknown_split_is_refused_naming_it(timit_shards, tmp_path):
+    with pytest.raises(ValueError, match="no split 'nope'"):
+        Trainer(_config("pretrain_tiny", timit_shards, tmp_path / "r", f"data.train=[{timit_shards}:nope]"))
