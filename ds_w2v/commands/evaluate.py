@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     from ..data.index import read_split
     from ..train.checkpoint import is_run_dir, model_from_run
     from ..train.config import load_config
-    from ..train.distributed import init_distributed, world_from_env
+    from ..train.distributed import init_distributed, shutdown, world_from_env
     from ..train.evaluator import Evaluator
     from ..train.tasks import TASK_CLASSES, load_init
 
@@ -82,4 +82,5 @@ def main(args: argparse.Namespace) -> int:
         print(text)
         if args.out:
             Path(args.out).write_text(text + "\n")
+    shutdown()
     return 0

@@ -66,6 +66,7 @@ class TrainCommand:
         config = load_config(args.recipe, args.overrides, **fields)
         if args.dry_run:
             return self.dry_run(config, args)
+        from ..train.distributed import shutdown
         from ..train.trainer import Trainer, TrainingAborted
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -83,6 +84,7 @@ class TrainCommand:
             return 1
         if trainer.is_rank0:
             print(json.dumps(result, indent=1))
+        shutdown()  # every rank finished: leave the process group together
         return 0
 
     def dry_run(self, config, args: argparse.Namespace) -> int:

@@ -96,3 +96,16 @@ def replica_digests(module: torch.nn.Module, zero3: bool = False) -> list[str]:
     out: list[str | None] = [None] * dist.get_world_size()
     dist.all_gather_object(out, mine)
     return [str(d) for d in out]
+
+
+def shutdown() -> None:
+    """Leave the process group together, after a command succeeded on every rank: a barrier, then
+    destroy it. A rank whose interpreter exits while another still holds a gloo connection to it
+    can make that one abort at exit (seen: exit -6 of rank 1 after a clean evaluate)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
