@@ -39,13 +39,7 @@ def _load(path: Path, name: str):
 
 ref = _load(Path(__file__).resolve().parents[1] / "models" / "wav2vec2" / "hf_reference.py", "gpu_hf_reference")
 
-# as in tests/models/wav2vec2/test_hf_parity.py
-VARIANTS = {
-    "postln_group": {"layer_norm_first": False},
-    "preln_layer": {"layer_norm_first": True, "extractor_mode": "layer", "conv_bias": True, "normalize_audio": True},
-}
-NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,
-                  dropout_features=0.0, final_dropout=0.0, encoder_layerdrop=0.0, mask_channel_prob=0.0)
+VARIANTS, NO_DROPOUT = ref.VARIANTS, ref.NO_DROPOUT  # the CPU parity tests' variants
 LENGTHS = [16000, 11200, 6400]
 BF16_REL = 2e-2
 

@@ -25,3 +25,13 @@ def padded_batch(lengths, seed=0):
 
 def attention_mask(lengths, total):
     return (torch.arange(total)[None] < lengths[:, None]).long()
+
+
+# the two block orders the parity tests cover (BASE: post-LN, group-norm conv; LARGE-like:
+# pre-LN, layer-norm conv), dropout off so both implementations compute the same function
+VARIANTS = {
+    "postln_group": {"layer_norm_first": False},
+    "preln_layer": {"layer_norm_first": True, "extractor_mode": "layer", "conv_bias": True, "normalize_audio": True},
+}
+NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,
+                  dropout_features=0.0, final_dropout=0.0, encoder_layerdrop=0.0, mask_channel_prob=0.0)

@@ -16,14 +16,7 @@ from ds_w2v.models.wav2vec2.masking import compute_time_mask, masked_positions
 from ds_w2v.models.wav2vec2.model import normalize_waveform
 from ds_w2v.models.wav2vec2.objective import sample_negatives
 
-from .hf_reference import attention_mask, deterministic_gumbel, padded_batch
-
-VARIANTS = {
-    "postln_group": {"layer_norm_first": False},
-    "preln_layer": {"layer_norm_first": True, "extractor_mode": "layer", "conv_bias": True, "normalize_audio": True},
-}
-NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,
-                  dropout_features=0.0, final_dropout=0.0, encoder_layerdrop=0.0, mask_channel_prob=0.0)
+from .hf_reference import NO_DROPOUT, VARIANTS, attention_mask, deterministic_gumbel, padded_batch
 LENGTHS = [16000, 11200, 6400]
 
 
