@@ -31,12 +31,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    import torch
 
     from ..data.index import read_split
+    from ..data.shard_format import read_index
     from ..train.checkpoint import is_run_dir, model_from_run
     from ..train.config import load_config
-    from ..train.distributed import init_distributed, shutdown, world_from_env
+    from ..train.distributed import init_distributed, run_device, shutdown, world_from_env
     from ..train.evaluator import Evaluator
     from ..train.tasks import TASK_CLASSES, load_init
 
@@ -48,8 +48,7 @@ def main(args: argparse.Namespace) -> int:
     if args.split:
         splits = list(dict.fromkeys(args.split))
     else:
-        known = json.loads((Path(d.shards) / "dataset.json").read_text())["splits"] \
-            if (Path(d.shards) / "dataset.json").is_file() else {}
+        known = read_index(d.shards)["splits"]  # no index: the usual one line naming the folder
         splits = [s for s in [d.dev_split, *d.test_splits] if s and s in known]
         if not splits:
             raise ValueError(f"data.shards: {d.shards} has none of the splits {[d.dev_split, *d.test_splits]}; "
@@ -69,8 +68,7 @@ def main(args: argparse.Namespace) -> int:
     # the data's vocabulary / labels must be the model's, or the scores mean nothing
     task.check_model(model, init)
     rank, world, local_rank = world_from_env()
-    use_cuda = torch.cuda.is_available() and config.device != "cpu"
-    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    device = run_device(config.device, local_rank)
     if world > 1:
         init_distributed(device, local_rank)
     model.to(device)

@@ -20,6 +20,14 @@ def world_from_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def run_device(device_key: str = "auto", local_rank: int = 0) -> torch.device:
+    """The device a run's rank uses: its GPU when torch sees one and the config's ``device`` is
+    ``auto``, else the CPU (``device=cpu``; tests and debugging with a GPU visible)."""
+    if device_key != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
 def init_distributed(device: torch.device, local_rank: int = 0) -> None:
     """DeepSpeed's process group (nccl on GPU, gloo on CPU); without a launcher, as one process."""
     use_cuda = device.type == "cuda"

@@ -25,7 +25,7 @@ from ..data.mix import MixSource, check_same_targets, mix_probabilities, parse_m
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from .config import TrainConfig, resolve_batch
 from .deepspeed_config import build_ds_config, find_ds_config, resolved_precision
-from .distributed import world_from_env
+from .distributed import run_device, world_from_env
 
 
 def world_plan(world_size: int | None = None) -> dict[str, Any]:
@@ -182,14 +182,13 @@ def _splits(config: TrainConfig) -> dict[str, SplitIndex]:
 def plan_run(config: TrainConfig, world_size: int | None = None, device_type: str | None = None) -> dict[str, Any]:
     """The whole plan of a run (see the module docstring); ``device_type`` defaults to the one
     ``Trainer`` would take on this host (``cuda`` when torch sees a GPU and ``device`` is not ``cpu``)."""
-    import torch
 
     from .tasks import TASK_CLASSES
 
     world = world_plan(world_size)
     n = world["world_size"]
     if device_type is None:
-        device_type = "cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu"
+        device_type = run_device(config.device).type
     splits = _splits(config)
     train = splits["train"]
     TASK_CLASSES[config.task](config, train)  # refuses a CTC corpus without vocabulary, cls without labels

@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
 from .distributed import (
-    all_reduce, collective_device, init_distributed, reduce_all_, replica_digests, world_from_env,
+    all_reduce, collective_device, init_distributed, reduce_all_, replica_digests, run_device, world_from_env,
 )
 from .engine import build_engine
 from .evaluator import EvalResult, Evaluator
@@ -92,8 +92,8 @@ class Trainer:
         rank, world, env_local_rank = world_from_env()
         self.rank, self.world = rank, world
         local_rank = env_local_rank if local_rank is None else local_rank
-        use_cuda = torch.cuda.is_available() and config.device != "cpu"
-        self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        self.device = run_device(config.device, local_rank)
+        use_cuda = self.device.type == "cuda"
 
         # -- everything that can be refused, before any process group starts --------------------
         d = config.data
@@ -240,9 +240,10 @@ class Trainer:
     def train_step(self) -> bool:
         """One optimizer update over ``accum`` micro-batches; False if it was skipped (non-finite).
 
-        The device is waited on once per update, for the one finiteness check all ranks agree
-        on (with the update's audio total, one all-reduce); the figures stay on the device in
-        ``self._window`` until ``log()`` reads them."""
+        Two small collectives per update, none per micro-batch: the update's audio total (before
+        the micro-batches, for their weights) and, after them, the finiteness check and the time
+        budget, which is also the one place the device is waited on; the figures stay on the
+        device in ``self._window`` until ``log()`` reads them."""
         cfg = self.config
         t0 = time.perf_counter()
         batches = [self._next_batch() for _ in range(self.accum)]

@@ -81,6 +81,8 @@ CLI_CASES = {
                                       "ds-w2v: error: --local_rank=1 disagrees with LOCAL_RANK=0"),
     "evaluate_unknown_split": (["evaluate", "data.shards={shards}", "model.init={tmp}/m.pt", "--split", "nope"], 1,
                                "ds-w2v evaluate: error: {shards}/dataset.json: no split 'nope'; known splits: train"),
+    "evaluate_without_index": (["evaluate", "data.shards={tmp}/absent", "model.init={tmp}/m.pt"], 1,
+                               "ds-w2v evaluate: error: {tmp}/absent/dataset.json: no dataset index"),
     "evaluate_without_model": (["evaluate", "data.shards={shards}", "--split", "train"], 1,
                                "ds-w2v evaluate: error: evaluate needs model.init="),
 }
