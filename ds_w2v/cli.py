@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("ds_w2v.commands.export", "consolidate a run's checkpoint (any ZeRO stage) into a model file"),
     "transcribe": ("ds_w2v.commands.transcribe", "speech recognition with a CTC model: audio files -> text"),
     "classify": ("ds_w2v.commands.classify", "classify audio files with a classification model"),
+    "probe": ("ds_w2v.commands.probe", "probe a frozen model's layers: CPC linear phone probe, SUPERB PR and ER"),
     "bench": ("ds_w2v.commands.bench", "benchmarks: step (model update vs HF), train (DeepSpeed updates vs HF), data (streaming/prepare)"),
 }
 LOCAL_RANK_FLAGS = ("--local_rank", "--local-rank")

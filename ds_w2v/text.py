@@ -16,6 +16,11 @@ The vocabulary follows the convention of fairseq and HF ``Wav2Vec2CTCTokenizer``
 ``<pad>`` and doubles as the CTC blank, then ``<s>``, ``</s>``, ``<unk>``, the word delimiter
 ``|``, then the characters in sorted code-point order. Built from the same texts it is the same,
 whatever their order: it is saved with the shards and with the model.
+
+A vocabulary may hold symbols longer than one character (TIMIT's phones, ``sh``, ``iy``: the
+phone-CTC task's): decoding then writes its symbols separated by spaces, one phone a word
+(``sil sh iy hh ae d``). A character vocabulary (``build``) never holds such a symbol, so the
+tokens alone say which, in a model file and in an HF ``vocab.json`` alike.
 """
 from __future__ import annotations
 
@@ -63,6 +68,8 @@ class CharVocab:
         if len(set(self.tokens)) != len(self.tokens):
             raise ValueError("vocabulary has duplicate tokens")
         self._index = {t: i for i, t in enumerate(self.tokens)}
+        # what stands between two decoded symbols: nothing between characters, a space between phones
+        self._separator = " " if any(len(t) > 1 for t in self.tokens[len(SPECIAL_TOKENS):]) else ""
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -116,7 +123,8 @@ class CharVocab:
         return [self._index.get(c, self.unk_id) for c in text.replace(" ", WORD_DELIM)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of a label sequence (no CTC collapsing): specials dropped, ``|`` -> space."""
+        """Text of a label sequence (no CTC collapsing): specials dropped, ``|`` -> space;
+        the symbols of a phone vocabulary separated by spaces (module docstring)."""
         out = []
         for i in ids:
             t = self.tokens[int(i)]
@@ -124,7 +132,7 @@ class CharVocab:
                 out.append(" ")
             elif t not in SPECIAL_TOKENS:
                 out.append(t)
-        return _SPACES.sub(" ", "".join(out)).strip()
+        return _SPACES.sub(" ", self._separator.join(out)).strip()
 
     def decode_ctc(self, ids: Sequence[int]) -> str:
         """Greedy CTC decoding of frame-wise argmax ids: collapse repeats, drop blanks."""

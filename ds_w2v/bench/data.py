@@ -100,7 +100,7 @@ def _write_shards(utts: list[Any], out: Path, codec: str, per_shard: int = 100) 
         for i, pcm in enumerate(utts):
             ext, data = encode_audio(pcm, codec)
             record = {"id": f"utt{i}", "duration_s": len(pcm) / SAMPLE_RATE, "num_samples": len(pcm),
-                      "speaker": None, "text": "synthetic", "phones": None, "label": None,
+                      "speaker": None, "text": "synthetic", "phones": None, "phone_spans": None, "label": None,
                       "source": "synthetic", "meta": {}}
             sink.write({"__key__": f"utt{i}", ext: data, "json": json.dumps(record).encode()})
     return sorted(str(p) for p in out.glob("*.tar"))

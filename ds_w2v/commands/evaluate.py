@@ -6,7 +6,8 @@
 
 ``model.init`` is a ds_w2v model file, an HF transformers folder or a run directory (its best
 checkpoint, else its latest; ``--tag`` picks another). The recipe is optional: only its
-``data.*`` keys (shards, ``batch_s``), ``seed`` and ``device`` are used; the task is the model's.
+``data.*`` keys (shards, ``batch_s``), ``seed`` and ``device`` are used; the task is the model's
+(a CTC model over TIMIT's 39 phones is scored by PER, as ``data.target=phones`` trained it).
 Without ``--split``: the recipe's dev split and test split(s) that exist. Nothing is written
 into any run directory and nothing is resumed; the scores go to stdout as JSON (and to
 ``--out``). Several processes (torchrun / deepspeed launcher) share the splits; each process
@@ -38,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     from ..train.config import load_config
     from ..train.distributed import init_distributed, run_device, shutdown, world_from_env
     from ..train.evaluator import Evaluator
-    from ..train.tasks import TASK_CLASSES, load_init
+    from ..train.tasks import load_init, task_for_model
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.recipe, args.overrides)
@@ -63,8 +64,9 @@ def main(args: argparse.Namespace) -> int:
         model = model_from_run(Path(init), args.tag)
     else:
         model = load_init(init)
-    config.task, config.best_metric = model.task, ""
-    task = TASK_CLASSES[model.task](config, next(iter(indexes.values())))
+    task_class = task_for_model(model)  # a CTC model over the phone set is scored by PER
+    config.task, config.best_metric = task_class.name, ""
+    task = task_class(config, next(iter(indexes.values())))
     # the data's vocabulary / labels must be the model's, or the scores mean nothing
     task.check_model(model, init)
     rank, world, local_rank = world_from_env()
@@ -76,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
                           rank=rank, world=world, device=device)
     scores = {s: evaluator.run(model, index).metrics for s, index in indexes.items()}
     if rank == 0:
-        text = json.dumps({"model": str(init), "task": model.task, "splits": scores}, indent=1)
+        text = json.dumps({"model": str(init), "task": config.task, "splits": scores}, indent=1)
         print(text)
         if args.out:
             Path(args.out).write_text(text + "\n")

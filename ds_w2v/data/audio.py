@@ -73,6 +73,17 @@ def load_audio(
     quality: str = RESAMPLE_QUALITY,
 ) -> np.ndarray:
     """Mono 16 kHz int16 samples of ``path``, or :class:`AudioError` saying why not."""
+    return load_audio_and_rate(path, min_duration_s, max_duration_s, quality)[0]
+
+
+def load_audio_and_rate(
+    path: str | os.PathLike,
+    min_duration_s: float = MIN_DURATION_S,
+    max_duration_s: float | None = MAX_DURATION_S,
+    quality: str = RESAMPLE_QUALITY,
+) -> tuple[np.ndarray, int]:
+    """:func:`load_audio` and the file's own sample rate (Hz): what ``prepare`` scales a
+    corpus's sample-numbered timings (TIMIT ``.PHN``) by when the file was not 16 kHz."""
     path = os.fspath(path)
     file_size = _check_is_file(path)
     try:
@@ -100,8 +111,8 @@ def load_audio(
     if len(data) < frames:
         raise AudioError("truncated", f"decoded {len(data)} of {frames} samples the header declares")
     if as_int16:
-        return data
-    return _to_int16_16k(data, rate, quality)
+        return data, rate
+    return _to_int16_16k(data, rate, quality), rate
 
 
 def _to_int16_16k(x: np.ndarray, rate: int, quality: str) -> np.ndarray:

@@ -180,7 +180,8 @@ def _decode_one(utt: Utterance) -> tuple[str, str, bytes, bytes, int] | Reject:
     """(key, audio extension, audio bytes, JSON bytes, samples) of one utterance, or its Reject."""
     options = _DECODE or DecodeOptions()
     try:
-        pcm = audio_lib.load_audio(utt.audio, options.min_duration_s, options.max_duration_s, options.quality)
+        pcm, rate = audio_lib.load_audio_and_rate(utt.audio, options.min_duration_s, options.max_duration_s,
+                                                  options.quality)
     except audio_lib.AudioError as e:
         return Reject(utt.audio, e.reason, e.detail, utt.split)
     except Exception as e:  # a decoder bug must cost one file, not the run
@@ -193,6 +194,7 @@ def _decode_one(utt: Utterance) -> tuple[str, str, bytes, bytes, int] | Reject:
         "speaker": utt.speaker,
         "text": utt.text,
         "phones": utt.phones,
+        "phone_spans": _spans_at_16k(utt.phone_spans, rate, len(pcm)),
         "label": utt.label,
         "source": utt.audio,
         "meta": utt.meta,
@@ -226,6 +228,15 @@ def _decode_all(utterances: list[Utterance], options: DecodeOptions, workers: in
                 yield result
         finally:
             bar.close()
+
+
+def _spans_at_16k(spans: list[tuple[int, int]] | None, rate: int, num_samples: int) -> list[list[int]] | None:
+    """``[start, end)`` spans in samples at ``rate`` -> samples at 16 kHz, within the decoded audio
+    (an alignment may run a few samples past the end, and resampling rounds the length)."""
+    if spans is None:
+        return None
+    scale = SAMPLE_RATE / rate
+    return [[min(round(s * scale), num_samples), min(round(e * scale), num_samples)] for s, e in spans]
 
 
 # -- stage 3: writing, in the parent ------------------------------------------------------------

@@ -13,6 +13,10 @@ dots (WebDataset splits key from extension at the first dot) and two entries:
       speaker     str|null
       text        str|null   normalised transcript (ds_w2v.text.normalize_text)
       phones      list[str]|null  39-phone folded sequence (TIMIT), else null
+      phone_spans list[[int, int]]|null  ``[start, end)`` of each phone of ``phones``, in
+                         samples at 16 kHz (TIMIT ``.PHN`` timings, scaled when the source
+                         was not 16 kHz; a deleted ``q`` leaves a gap), else null. Shards
+                         prepared before this field existed lack the key: re-run prepare
       label       str|null   class label (RAVDESS emotion name, CSV label ...)
       source      str    path of the original file
       meta        dict   corpus-specific extras (dialect, sex, intensity, actor, ...)

@@ -184,6 +184,10 @@ class StreamStats:
     """URLs of shards in which damage was met."""
     unreachable_shards: set[str] = field(default_factory=set)
     """URLs from which nothing could be read."""
+    opened_shards: set[str] = field(default_factory=set)
+    """URLs the stream began to read (before the batch this delta came with): how a loader knows
+    which shards of the epoch are started, so that a resume on another world size reads the
+    rest of the epoch from the others only (:meth:`StreamingLoader.load_state_dict`)."""
 
     @property
     def num_corrupt(self) -> int:
@@ -241,6 +245,7 @@ class StreamStats:
             self.skipped[reason] = self.skipped.get(reason, 0) + n
         self.bad_shards |= other.bad_shards
         self.unreachable_shards |= other.unreachable_shards
+        self.opened_shards |= other.opened_shards
 
     def as_dict(self, prefix: str = "data/") -> dict[str, float]:
         """Flat, namespaced figures for the metrics logger."""
@@ -354,6 +359,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             usable = 0
             unreachable: list[tuple[str, str]] = []  # (url, why) of this pass
             for url in urls:
+                pending.stats.opened_shards.add(url)
                 for raw in self._read_shard(url, pending, unreachable):
                     if not _keep(seen, splits):
                         continue

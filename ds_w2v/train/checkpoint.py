@@ -15,6 +15,15 @@ saved before that layout has ``checkpoints/best/`` as a directory: it is still r
 warning) and its next best save replaces it. ``resolve_tag`` is the one place where ``latest``,
 ``best`` and tag names become a directory.
 
+**Another world size or ZeRO stage.** A tag saved on W ranks at ZeRO stage S loads directly into
+an engine of the same W and S. Into another (a job rescheduled on fewer GPUs, or moved from
+ZeRO-2 to ZeRO-3), ``load`` converts the tag once into DeepSpeed's *universal* checkpoint
+(``deepspeed.checkpoint.ds_to_universal``: every parameter's fp32 master and Adam moments,
+unpartitioned, under ``checkpoints/universal/<tag>/``), loads that (``checkpoint.load_universal``),
+and removes the conversion. The trainer keeps the global batch by changing the accumulation and
+maps the data position (``ds_w2v.data.loader``). Stage 0 keeps no partitioned optimizer state, so
+a change to or from it is refused unless both sides are stage 0 without per-rank files.
+
 The client state holds what DeepSpeed does not: update counter, epoch and stream position,
 RNG states (torch, CUDA, numpy, python), best metric, non-finite counters. Only the newest
 ``keep_last`` update tags stay, never one a pointer names. ``export`` consolidates the fp32
@@ -27,6 +36,9 @@ import logging
 import random
 import re
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +57,7 @@ BEST_TAG_RE = re.compile(r"^best_update_(\d{8})(_\d+)?$")
 # where an older run's best directory goes while a pointer file takes its name (a rename: the
 # directory cannot be replaced by a file in one step); read as the best until the pointer stands
 OLD_BEST_MOVED = "best.replaced"
+UNIVERSAL = "universal"  # checkpoints/universal/<tag>/: a tag converted for another world size or stage
 
 
 def tag_for(update: int) -> str:
@@ -236,15 +249,154 @@ def prune(run_dir: Path, keep_last: int) -> None:
     _remove_stale_bests(run_dir)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a checkpoint's (or an engine's) state is split: over how many data-parallel ranks, at
+    which ZeRO stage, and whether the optimizer state lies in per-rank files."""
+
+    world_size: int
+    zero_stage: int
+    per_rank_files: bool
+
+    def __str__(self) -> str:
+        return f"{self.world_size} rank(s), ZeRO stage {self.zero_stage}"
+
+
+def saved_layout(run_dir: Path, tag: str) -> Layout:
+    """The layout of the tag directory ``tag``, from DeepSpeed's own records in it (the model-
+    states file's ``dp_world_size`` and ``ds_config``; the per-rank optimizer files)."""
+    d = ckpt_dir(run_dir) / tag
+    files = sorted(d.glob("*model_states.pt"))
+    if not files:
+        raise FileNotFoundError(f"{d}: no DeepSpeed model-states file (an incomplete checkpoint)")
+    # mmap: only the small records are read, not the weights
+    state = torch.load(files[0], map_location="cpu", weights_only=False, mmap=True)
+    stage = int(((state.get("ds_config") or {}).get("zero_optimization") or {}).get("stage", 0))
+    per_rank = sorted(d.glob("*optim_states.pt"))
+    return Layout(int(state.get("dp_world_size") or max(1, len(per_rank))), stage, bool(per_rank))
+
+
+def engine_layout(engine) -> Layout:
+    stage = int(engine.zero_optimization_stage())
+    return Layout(int(engine.dp_world_size), stage, stage > 0 or bool(engine.bfloat16_enabled()))
+
+
 def load(engine, run_dir: Path, tag: str | None = None) -> dict[str, Any]:
     """Load ``tag`` (default: ``latest``; see resolve_tag) into the engine; returns the client state.
-    FileNotFoundError when the run has no such checkpoint."""
+    A tag of another world size or ZeRO stage goes through DeepSpeed's universal checkpoint (module
+    docstring). FileNotFoundError when the run has no such checkpoint."""
     found = resolve_tag(run_dir, tag or LATEST)
-    path, client = engine.load_checkpoint(str(ckpt_dir(run_dir)), tag=found, load_module_strict=True,
-                                          load_optimizer_states=True, load_lr_scheduler_states=True)
+    saved, now = saved_layout(run_dir, found), engine_layout(engine)
+    if saved == now or (saved.zero_stage == now.zero_stage == 0 and not saved.per_rank_files and not now.per_rank_files):
+        path, client = engine.load_checkpoint(str(ckpt_dir(run_dir)), tag=found, load_module_strict=True,
+                                              load_optimizer_states=True, load_lr_scheduler_states=True)
+    elif saved.zero_stage == 0 or now.zero_stage == 0:
+        raise ValueError(
+            f"{ckpt_dir(run_dir) / found}: saved on {saved}, this run has {now}; a change of world size or "
+            "stage needs ZeRO stage 1-3 on both sides (DeepSpeed's universal checkpoint): resume with the saved "
+            "world size and stage, or start a new run from `ds-w2v export` with model.init="
+        )
+    else:
+        log.info("%s: saved on %s, resuming on %s: through DeepSpeed's universal checkpoint", found, saved, now)
+        path, client = _load_universal(engine, run_dir, found)
     if path is None:
         raise RuntimeError(f"{ckpt_dir(run_dir) / found}: DeepSpeed could not load this checkpoint")
     return client
+
+
+def _load_universal(engine, run_dir: Path, tag: str):
+    """Rank 0 converts ``tag`` (once: a complete conversion is kept until loaded), every rank
+    loads it, then rank 0 removes it (the run's next save is in the new layout)."""
+    import torch.distributed as dist
+
+    rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    # the converter writes a latest_universal file beside its output: a folder of its own per tag
+    work = ckpt_dir(run_dir) / UNIVERSAL / tag
+    out = work / tag
+    failure = None
+    if rank0 and not (out / "zero").is_dir():
+        failure = _to_universal(ckpt_dir(run_dir) / tag, out)
+    failed = [failure]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast_object_list(failed, src=0)  # every rank raises the same line, none waits forever
+    if failed[0]:
+        raise RuntimeError(failed[0])
+    config = engine._config  # the flag is read at load time only; set for this load
+    config.load_universal_checkpoint = True
+    try:
+        result = engine.load_checkpoint(str(out.parent), tag=tag, load_module_strict=True,
+                                        load_optimizer_states=True, load_lr_scheduler_states=True)
+    finally:
+        config.load_universal_checkpoint = False
+    _barrier()  # every rank has read it
+    if rank0:
+        shutil.rmtree(work, ignore_errors=True)
+        if not any(work.parent.iterdir()):
+            work.parent.rmdir()
+    return result
+
+
+def _complete_universal(out: Path) -> None:
+    """The converter writes a tag as its *source* stage keeps it, and each stage's loader reads its
+    own form: ZeRO-3 a torch-style ``optimizer_state_dict`` (step, hyper-parameters); ZeRO-1/2
+    ``ds_version``, every parameter's state as ``{"param": tensor of its shape}`` and a ``step``
+    file (a ZeRO-3 source gives flat tensors and no step files). Add what the other family lacks,
+    so that one conversion loads at any stage. The step is every parameter's: our optimizer has
+    one group, updated together."""
+    import deepspeed
+
+    zero = out / "zero"
+    path = zero / "optimizer_state.pt"
+    sd = torch.load(path, map_location="cpu", weights_only=False)
+    steps = sorted(zero.glob("*/step.pt"))
+    if "optimizer_state_dict" not in sd:  # from ZeRO-1/2
+        step = torch.load(steps[0], map_location="cpu", weights_only=False)
+        sd["optimizer_state_dict"] = {"state": {0: {"step": step}}, "param_groups": sd["param_groups"]}
+    sd.setdefault("ds_version", deepspeed.__version__)
+    torch.save(sd, path)
+    if steps:
+        return
+    # from ZeRO-3: flat tensors, shaped here from the model-states file's parameter shapes
+    states = sorted(out.glob("*model_states.pt"))
+    shapes: dict[str, Any] = {}
+    for group in torch.load(states[0], map_location="cpu", weights_only=False, mmap=True)["param_shapes"]:
+        shapes.update(group)
+    step = sd["optimizer_state_dict"]["state"][0]["step"]
+    for folder in (p for p in zero.iterdir() if p.is_dir()):
+        for f in folder.glob("*.pt"):
+            t = torch.load(f, map_location="cpu", weights_only=False)
+            if torch.is_tensor(t) and folder.name in shapes:
+                torch.save({"param": t.reshape(shapes[folder.name])}, f)
+        torch.save(step, folder / "step.pt")
+
+
+def _to_universal(src: Path, out: Path) -> str | None:
+    """``ds_to_universal`` of the tag directory ``src`` into ``out`` (written beside it, renamed
+    when complete); None, or the one-line reason it failed."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    # its own process: the converter runs process pools and prints progress bars
+    cmd = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(src),
+           "--output_folder", str(tmp), "--num_extract_workers", "2", "--num_merge_workers", "2",
+           "--inject_missing_state"]  # our models carry no universal_checkpoint_info: the plain layout
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = next((line for line in reversed((proc.stderr or proc.stdout).splitlines()) if line.strip()), "")
+        return f"{src}: could not convert it for another world size or ZeRO stage (ds_to_universal: {last.strip()})"
+    # the converter copies the model-states files as the source stage names them; an engine
+    # reads its own stage's name (ZeRO-3: zero_pp_rank_0_..., others: mp_rank_00_...), and takes
+    # only the client state and records from it (the weights come from zero/): give it both names
+    _complete_universal(tmp)
+    names = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt")
+    present = [n for n in names if (tmp / n).is_file()]
+    for n in names:
+        if present and not (tmp / n).exists():
+            shutil.copyfile(tmp / present[0], tmp / n)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return None
 
 
 def consolidated_state_dict(run_dir: Path, tag: str) -> dict[str, torch.Tensor]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from .tasks import TASK_CLASSES
+from .tasks import DEFAULT_TARGET, TASK_CLASSES, select_task
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu")
@@ -79,6 +79,12 @@ class DataConfig:
     Entries of dataset.json that are URLs or absolute paths are used as they are. An unreachable
     shard is a warning and a ``data/skipped/unreachable_shard`` count; training goes on. None:
     next to ``dataset.json``."""
+    target: str = DEFAULT_TARGET
+    """What a CTC run learns to write: ``chars``, the corpus's characters (its transcripts, scored
+    by WER and CER), or ``phones``, TIMIT's 39 folded phones (each record's ``phones``, scored by the
+    phone error rate ``per``; task ``phone_ctc``, ``train/tasks/phone_ctc.py``). It chooses the task
+    (``tasks.select_task``); a ``best_metric`` the chosen task lacks (finetune_ctc_tiny's ``cer``)
+    becomes that task's own (``per``)."""
     train_split: str = "train"
     train: list[str | dict[str, Any]] | None = None
     """Several corpora in one run, in place of ``shards:train_split`` (dev and test still come
@@ -186,11 +192,24 @@ class TrainConfig:
     """Cap on dev batches per evaluation (None: the whole split)."""
     best_metric: str = ""
     """Dev metric that chooses the best checkpoint ("": the task's own: pretrain loss, ctc wer,
-    cls acc). CER is the useful one while a short CTC run's WER is still ~100 %."""
+    phone_ctc per, cls acc). CER is the useful one while a short CTC run's WER is still ~100 %."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        # data.target chooses among the tasks of one task model (the one place: tasks.select_task);
+        # an unknown task is left for validate to name
+        if self.task in TASK_CLASSES:
+            chosen = select_task(self.task, self.data.target)
+            if chosen.name != self.task:
+                # a best_metric the recipe chose for the task it replaces (cer) that this one lacks
+                # means this one's own (per)
+                replaced = TASK_CLASSES[self.task].best_metrics
+                if self.best_metric in replaced and self.best_metric not in chosen.best_metrics:
+                    self.best_metric = chosen.best_metric
+                self.task = chosen.name
 
     def validate(self) -> None:
         """Checks that need no process group; raises ValueError naming the key."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import torch
 
@@ -94,16 +95,20 @@ def param_digest(module: torch.nn.Module, zero3: bool = False) -> str:
     return h.hexdigest()
 
 
-def replica_digests(module: torch.nn.Module, zero3: bool = False) -> list[str]:
-    """Every rank's :func:`param_digest`, in rank order (a collective: every rank calls it)."""
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` in one process. A collective."""
     import torch.distributed as dist
 
-    mine = param_digest(module, zero3)
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [mine]
-    out: list[str | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, mine)
-    return [str(d) for d in out]
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def replica_digests(module: torch.nn.Module, zero3: bool = False) -> list[str]:
+    """Every rank's :func:`param_digest`, in rank order (a collective: every rank calls it)."""
+    return [str(d) for d in gather_objects(param_digest(module, zero3))]
 
 
 def shutdown() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..data.loader import StreamingLoader
+from ..data.loader import StreamingLoader, merge_rank_states
 from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
@@ -34,7 +34,8 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
 from .distributed import (
-    all_reduce, collective_device, init_distributed, reduce_all_, replica_digests, run_device, world_from_env,
+    all_reduce, collective_device, gather_objects, init_distributed, reduce_all_, replica_digests, run_device,
+    world_from_env,
 )
 from .engine import build_engine
 from .evaluator import EvalResult, Evaluator
@@ -180,14 +181,29 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The client state of a checkpoint: counters (flat, as older checkpoints have them),
-        the stream position, RNG states and the task's name."""
-        return {**self.state.state_dict(), "epoch": self.epoch, "data": self.batches.state_dict(),
-                "rng": ckpt.rng_state(), "task": self.config.task}
+        the stream position (with the shards every rank has begun in the epoch: a collective),
+        RNG states, the task's name and the batch layout (``world``)."""
+        data = merge_rank_states(gather_objects(self.batches.state_dict()))
+        return {**self.state.state_dict(), "epoch": self.epoch, "data": data, "rng": ckpt.rng_state(),
+                "task": self.config.task, "world": self.world_figures()}
+
+    def world_figures(self) -> dict[str, Any]:
+        """How an update is made of micro-batches here: what a resume on another world size keeps
+        (the global batch) and changes (the accumulation)."""
+        return {"world_size": self.world, "zero_stage": self.zero_stage, "accumulation": self.accum,
+                "global_batch_s": self.config.global_batch_s}
 
     def load_state_dict(self, client: dict[str, Any]) -> None:
         if client.get("task") not in (None, self.config.task):
             raise ValueError(f"run_dir: {self.run_dir} holds a {client.get('task')} run, not {self.config.task}")
         self.state.load_state_dict(client)
+        saved = client.get("world") or {}
+        if saved and (saved.get("world_size"), saved.get("zero_stage")) != (self.world, self.zero_stage) \
+                and self.is_rank0:
+            log.info("resuming a run saved on %s rank(s) at ZeRO stage %s on %d rank(s) at stage %d: gradient "
+                     "accumulation %s -> %d, global batch %s -> %g audio-s", saved.get("world_size"),
+                     saved.get("zero_stage"), self.world, self.zero_stage, saved.get("accumulation"), self.accum,
+                     saved.get("global_batch_s"), self.config.global_batch_s)
         self.batches.load_state_dict(client["data"])
         self.module.set_num_updates(self.update)
         ckpt.set_rng_state(client["rng"])
@@ -391,7 +407,8 @@ class Trainer:
         result: dict[str, Any] = {"task": self.config.task, "updates": s.update, "train_time_s": s.train_time_s,
                                   "stopped_by": "max_train_s" if self.out_of_time else "max_updates",
                                   "best_dev": s.best, "best_update": s.best_update,
-                                  "skipped_updates": s.bad_total, "run_dir": str(self.run_dir)}
+                                  "skipped_updates": s.bad_total, "run_dir": str(self.run_dir),
+                                  "world": self.world_figures()}
         # data-parallel replicas must end bit-equal (the latest checkpoint's weights): say so if not
         digests = replica_digests(self.module, self.zero_stage == 3)
         result["replica_digests"] = digests

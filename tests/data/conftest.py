@@ -131,6 +131,7 @@ class _Builders:
     ravdess_name = staticmethod(ravdess_name)
     librispeech = staticmethod(prep_make_librispeech)
     TIMIT_TEXT = TIMIT_TEXT
+    TIMIT_PHN = TIMIT_PHN
     TIMIT_PHN_39 = TIMIT_PHN_39
     LIBRI_TEXT = LIBRI_TEXT
 

@@ -43,7 +43,7 @@ def write_split(
                 ext, data = encode_audio(utterance_pcm(shard, j, n), codec)
                 record = {
                     "id": key, "duration_s": n / SAMPLE_RATE, "num_samples": n, "speaker": f"spk{j % 3}",
-                    "text": f"utterance {j} of shard {shard}", "phones": None,
+                    "text": f"utterance {j} of shard {shard}", "phones": None, "phone_spans": None,
                     "label": LABELS[(shard + j) % len(LABELS)], "source": f"/src/{key}.wav", "meta": {},
                 }
                 sink.write({"__key__": key, ext: data, "json": json.dumps(record).encode()})

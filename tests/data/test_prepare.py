@@ -15,7 +15,8 @@ from ds_w2v.data.prepare import prepare_corpus
 from ds_w2v.data.shard_format import INDEX_FIELDS, decode_audio, read_index
 from ds_w2v.text import CharVocab
 
-RECORD_FIELDS = {"id", "duration_s", "num_samples", "speaker", "text", "phones", "label", "source", "meta"}
+RECORD_FIELDS = {"id", "duration_s", "num_samples", "speaker", "text", "phones", "phone_spans", "label", "source",
+                 "meta"}
 
 
 def _read_shards(out: Path) -> dict[str, list[tuple[str, dict, np.ndarray]]]:
@@ -63,6 +64,26 @@ def test_timit_shards_follow_the_contract(prep_timit_tree, tmp_path):
     assert vocab == CharVocab.build([r["text"] for items in samples.values() for _, r, _ in items])
     # train (8 utterances, at most 3 a shard) is split evenly: 3 shards of 3, 3, 2
     assert index["splits"]["train"]["shard_num_samples"] == [3, 3, 2]
+
+
+def test_timit_phone_spans_at_16k_whatever_the_source_rate(tmp_path, prep_build):
+    """A TIMIT file at 8 kHz (its .PHN counting 8 kHz samples) gets its spans doubled with the
+    audio; 16 kHz files keep theirs; corpora without timings write null."""
+    prep_build.timit(tmp_path / "src")
+    spk = tmp_path / "src/TIMIT/TRAIN/DR1/FCJF0"
+    prep_build.write(spk / "SX37.WAV", 0.6, 8000, fmt="NIST", subtype="PCM_16")
+    (spk / "SX37.PHN").write_text("0 1000 h#\n1000 1500 q\n1500 3333 sh\n3333 4800 h#\n")
+    prepare_corpus("timit", tmp_path / "src", tmp_path / "out")
+    records = {r["id"]: (r, pcm) for items in _read_shards(tmp_path / "out").values() for _, r, pcm in items}
+    record, pcm = records["fcjf0_sx37"]
+    assert len(pcm) == 9600 and record["phones"] == ["sil", "sh", "sil"]
+    assert record["phone_spans"] == [[0, 2000], [3000, 6666], [6666, 9600]]
+    step = 9600 // len(prep_build.TIMIT_PHN)
+    assert records["fcjf0_si1027"][0]["phone_spans"][:2] == [[0, step], [step, 2 * step]]
+    assert all(len(r["phone_spans"]) == len(r["phones"]) for r, _ in records.values())
+    prep_build.ravdess(tmp_path / "rav", actors=[1, 19, 22], emotions=(1,))
+    prepare_corpus("ravdess", tmp_path / "rav", tmp_path / "rav_out")
+    assert {r["phone_spans"] for items in _read_shards(tmp_path / "rav_out").values() for _, r, _ in items} == {None}
 
 
 def test_ravdess_48k_resampled_and_labelled(tmp_path, prep_build):

@@ -58,6 +58,23 @@ def test_timit_splits_text_phones_and_metadata(prep_timit_tree, prep_build):
     assert u.audio.endswith("TRAIN/DR1/FCJF0/SI1027.WAV")
 
 
+def test_timit_phone_spans_follow_the_folded_phones(prep_timit_tree, prep_build, tmp_path):
+    """One [start, end) per folded phone, from the .PHN lines; the deleted q takes its span along."""
+    u = next(u for u in scan_source("timit", prep_timit_tree.root).utterances if u.id == "fcjf0_si1027")
+    step = 9600 // len(prep_build.TIMIT_PHN)  # conftest: 0.6 s at 16 kHz, equal phone slots
+    timed = [(i * step, (i + 1) * step) for i, p in enumerate(prep_build.TIMIT_PHN)]
+    q = prep_build.TIMIT_PHN.index("q")
+    assert len(u.phone_spans) == len(u.phones) == len(prep_build.TIMIT_PHN) - 1
+    assert u.phone_spans == timed[:q] + timed[q + 1:]
+    assert u.phone_spans[q - 1][1] < u.phone_spans[q][0]  # the gap q leaves
+    # a line that ends before it starts is a bad .PHN file, rejected with the others
+    prep_build.timit(tmp_path)
+    (tmp_path / "TIMIT/TRAIN/DR1/FCJF0/SX37.PHN").write_text("0 100 h#\n300 200 sh\n")
+    scan = scan_source("timit", tmp_path)
+    assert [(r.reason, os.path.basename(r.path)) for r in scan.rejects] == [("bad_phones", "SX37.WAV")]
+    assert "ends before it starts" in scan.rejects[0].detail
+
+
 def test_timit_options(prep_timit_tree):
     with_sa = scan_source("timit", prep_timit_tree.root, include_sa=True)
     assert len(with_sa.utterances) == 3 * len(prep_timit_tree.speakers) and not with_sa.excluded

@@ -170,10 +170,12 @@ def test_fast_forward_does_not_collate_skipped_batches(prepared, monkeypatch):
 
 
 def test_load_state_dict_refuses_another_stream(prepared):
+    # another world size is a regrouping (tests/data/test_regroup.py); another seed or shard list is not the stream
     loader = _loader(prepared, kind="finetune", rank=0, world_size=2)
-    state = loader.state_dict() | {"world_size": 4}
-    with pytest.raises(ValueError, match="world_size: saved 4, now 2"):
-        loader.load_state_dict(state)
+    with pytest.raises(ValueError, match="seed: saved 99, now 0"):
+        loader.load_state_dict(loader.state_dict() | {"seed": 99})
+    with pytest.raises(ValueError, match="num_shards: saved 3, now 7"):
+        loader.load_state_dict(loader.state_dict() | {"num_shards": 3})
 
 
 # -- damaged shards -------------------------------------------------------------------------

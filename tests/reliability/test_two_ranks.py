@@ -47,7 +47,9 @@ def test_two_ranks_uneven_shards_and_a_nan_on_one_rank(speech, tmp_path):
     # the same number of updates, micro-batches and stream position on both ranks
     assert info[0]["updates"] == info[1]["updates"] == 4
     assert info[0]["micro_batches"] == info[1]["micro_batches"] == 5 * 2  # 4 updates + 1 skipped, x 2
-    assert info[0]["stream"] == info[1]["stream"]
+    # (the shards each rank has begun are its own: a checkpoint holds their union)
+    assert [{k: v for k, v in i["stream"].items() if k != "opened"} for i in info[1:]] == \
+        [{k: v for k, v in info[0]["stream"].items() if k != "opened"}]
     # each rank read its own shards: one rank the 2- and 30-utterance ones, the other the 5 (or a
     # permutation of that per pass), and so looped over far fewer utterances
     read = [{shard_of[k] for k in i["ids"]} for i in info]

@@ -2,7 +2,7 @@
 
 A reader (``scan``) only looks at names and text files; it never decodes audio. It returns a
 :class:`SourceScan`: the utterances it found (audio path, split, id, speaker, normalised text,
-phones, label, meta) and :class:`Reject` records for what it had to refuse (a transcript that is
+phones and their timings, label, meta) and :class:`Reject` records for what it had to refuse (a transcript that is
 missing, not UTF-8 or empty, a name outside the corpus convention, a label outside the set).
 Audio problems are found later, by the worker that decodes the file (``ds_w2v.data.audio``).
 """
@@ -42,6 +42,9 @@ class Utterance:
     speaker: str | None = None
     text: str | None = None  # normalised (ds_w2v.text.normalize_text)
     phones: list[str] | None = None
+    phone_spans: list[tuple[int, int]] | None = None
+    """``[start, end)`` of each of ``phones``, in samples at the audio file's *own* rate (a
+    reader never opens the audio); ``prepare`` scales them to 16 kHz with the audio."""
     label: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -5,7 +5,11 @@
 * text: ``.TXT`` (``start end text``), else the words of ``.WRD`` (``start end word`` lines);
 * phones: ``.PHN`` (``start end phone``), 61 symbols folded to the 39 of Lee & Hon (1989),
   "Speaker-independent phone recognition using hidden Markov models", with ``q`` deleted --
-  the set every TIMIT phone error rate since is reported on; the 61 are kept in ``meta``;
+  the set every TIMIT phone error rate since is reported on; the 61 are kept in ``meta``.
+  The timings are kept too, one ``[start, end)`` span in samples per folded phone (``q``'s span
+  goes with it, leaving a gap): frame-level phone labels (the linear phone probe,
+  ``ds_w2v.probe``) come from them. TIMIT's begin/end sample numbers are end-exclusive (the
+  next phone begins at the previous one's end);
 * splits: ``test`` = the 24-speaker core test set (Lee & Hon; the TIMIT documentation's
   "core test"), the other 144 TEST speakers ``test_noncore`` (``test_set="all"`` puts all 168 in
   ``test``); ``dev`` = a seeded-hash choice of ``dev_percent`` % of the TRAIN speakers, the rest
@@ -110,11 +114,16 @@ def scan(
                 continue
             try:
                 text = clean_text(_read_text(files))
-                phones61 = _read_phones(files["phn"]) if "phn" in files else None
+                timed = _read_phones(files["phn"]) if "phn" in files else None
             except SourceReject as e:
                 scan_.reject(audio, e.reason, e.detail, split)
                 continue
-            folded = None if phones61 is None else [f for f in map(PHONE_FOLD_39.get, phones61) if f]
+            phones61 = folded = spans = None
+            if timed is not None:
+                phones61 = [phone for _, _, phone in timed]
+                kept = [(PHONE_FOLD_39[phone], (start, end)) for start, end, phone in timed if PHONE_FOLD_39[phone]]
+                folded = [phone for phone, _ in kept]
+                spans = [span for _, span in kept]
             scan_.utterances.append(
                 Utterance(
                     audio=str(audio),
@@ -123,6 +132,7 @@ def scan(
                     speaker=speaker,
                     text=text,
                     phones=folded,
+                    phone_spans=spans,
                     meta={
                         "corpus": "timit",
                         "dialect": dialect,
@@ -186,7 +196,8 @@ def _read_text(files: dict[str, Path]) -> str | None:
     return None
 
 
-def _read_phones(path: Path) -> list[str]:
+def _read_phones(path: Path) -> list[tuple[int, int, str]]:
+    """``(start, end, phone)`` of each ``.PHN`` line: samples at the file's rate, 61-set phone."""
     phones = []
     for n, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
@@ -195,5 +206,8 @@ def _read_phones(path: Path) -> list[str]:
         phone = m.group(3).lower() if m else None
         if phone not in PHONE_FOLD_39:
             raise SourceReject("bad_phones", f"{path.name} line {n}: {line.strip()[:40]!r} is not 'start end phone'")
-        phones.append(phone)
+        start, end = int(m.group(1)), int(m.group(2))
+        if end < start:
+            raise SourceReject("bad_phones", f"{path.name} line {n}: {line.strip()[:40]!r} ends before it starts")
+        phones.append((start, end, phone))
     return phones

@@ -3,6 +3,12 @@
 A task is one file here (a :class:`Task` subclass: its model, loss, dev metrics, what "best"
 means, its stream) plus one ``register_task`` line below. ``register_task`` refuses a class
 that leaves unstated what the trainer and ``TrainConfig.validate`` read from it.
+
+Tasks that train one task model on different targets (``ctc`` on characters, ``phone_ctc`` on
+TIMIT's phones) state their ``target``; ``data.target`` chooses among them in one place,
+:func:`select_task`, which ``TrainConfig`` applies as it is built (``finetune-ctc ...
+data.target=phones`` trains ``phone_ctc``). A trained model is scored as the task that owns its
+head state (:func:`task_for_model`, ``ds-w2v evaluate``).
 """
 from __future__ import annotations
 
@@ -11,11 +17,14 @@ from ...models.wav2vec2.registry import MODEL_TASKS
 from .base import StepResult, Task, load_init
 from .cls import ClsTask
 from .ctc import CTCTask
+from .phone_ctc import PhoneCTCTask
 from .pretrain import PretrainTask
 
-__all__ = ["TASK_CLASSES", "register_task", "Task", "StepResult", "load_init", "PretrainTask", "CTCTask", "ClsTask"]
+__all__ = ["TASK_CLASSES", "DEFAULT_TARGET", "register_task", "select_task", "task_for_model", "Task", "StepResult",
+           "load_init", "PretrainTask", "CTCTask", "ClsTask", "PhoneCTCTask"]
 
 TASK_CLASSES: dict[str, type[Task]] = {}
+DEFAULT_TARGET = "chars"  # data.target's default: the one a task that reads no transcripts takes
 
 
 def register_task(task_class: type[Task]) -> type[Task]:
@@ -40,6 +49,33 @@ def register_task(task_class: type[Task]) -> type[Task]:
     return task_class
 
 
+def select_task(task: str, target: str) -> type[Task]:
+    """The task a run of ``task`` trains on ``data.target`` = ``target``: ``task`` itself when it
+    trains on ``target`` (or reads no transcripts and ``target`` is the default), else the
+    registered task that trains the same task model on ``target`` (``ctc`` + ``phones`` ->
+    ``phone_ctc``). Anything else is refused naming ``data.target``."""
+    own = TASK_CLASSES[task]
+    if own.target == target or (own.target is None and target == DEFAULT_TARGET):
+        return own
+    if own.target is None:
+        readers = sorted({c.model_task for c in TASK_CLASSES.values() if c.target is not None})
+        raise ValueError(f"config key data.target: {target!r}: task {task} reads no transcripts "
+                         f"(data.target applies to {', '.join(readers)})")
+    variants = {c.target: c for c in TASK_CLASSES.values() if c.model_task == own.model_task and c.target is not None}
+    if target not in variants:
+        raise ValueError(f"config key data.target: {target!r} is not a target of task {task}: {', '.join(variants)}")
+    return variants[target]
+
+
+def task_for_model(model) -> type[Task]:
+    """The task that scores a trained ``model`` (``ds-w2v evaluate``: the task is the model's): the
+    registered task that owns its head state (a CTC model over the phone set: ``phone_ctc``), else
+    the task named after its task model."""
+    owner = next((c for c in TASK_CLASSES.values() if c.model_task == model.task and c.owns(model)), None)
+    return owner or TASK_CLASSES[model.task]
+
+
 register_task(PretrainTask)
 register_task(CTCTask)
 register_task(ClsTask)
+register_task(PhoneCTCTask)

@@ -77,6 +77,17 @@ class Task:
     """The default among them (``config.best_metric`` overrides it)."""
     scores_test: bool = True
     """Whether a run ends by scoring the test splits with its best checkpoint."""
+    target: str | None = None
+    """The ``data.target`` it trains on (``chars``, ``phones``), for a task that reads transcripts:
+    the tasks training one task model on different targets (``ctc``, ``phone_ctc``) are told apart
+    by it (``tasks.select_task``). None: it reads none, and ``data.target`` keeps its default."""
+
+    @classmethod
+    def owns(cls, model: Wav2Vec2Task) -> bool:
+        """Whether ``model``'s head state is this task's own rather than a corpus's (a CTC model over
+        the fixed phone set is phone CTC's): ``ds-w2v evaluate`` then scores it as this task
+        (``tasks.task_for_model``). A task whose head state comes from the data owns no model."""
+        return False
 
     def __init__(self, config, index: Any):
         """``config``: the run's ``TrainConfig`` (this package sits below ``config.py``, whose

@@ -1,6 +1,12 @@
 """CTC fine-tuning for speech recognition: the corpus's character vocabulary is the head's, the
-transcripts are the targets; dev WER (or CER) chooses the best checkpoint."""
+transcripts are the targets; dev WER (or CER) chooses the best checkpoint.
+
+A CTC task on other targets (``phone_ctc.py``) changes what the head's vocabulary is, what an
+utterance's reference is and how its errors are counted (``data_vocab``, ``references``,
+``encode``, ``error_sums`` and the metrics); the loss, the decoding and the scoring loop are these."""
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 import torch
 
@@ -9,18 +15,43 @@ from ...text import CharVocab
 from .base import StepResult, Task, device_figure, host_float, model_inputs
 
 
+def edit_errors(refs: Sequence[str], hyps: Sequence[str], measure: Callable) -> tuple[float, float]:
+    """(edits, reference units) summed over the pairs that have a reference: ``measure`` is
+    jiwer's ``process_words`` (units: words) or ``process_characters`` (characters). Summed, not
+    averaged per utterance: an error rate is the corpus's edits over the corpus's reference units."""
+    edits = units = 0.0
+    for ref, hyp in zip(refs, hyps):
+        if not ref:
+            continue
+        m = measure(ref, hyp)
+        edits += m.substitutions + m.deletions + m.insertions
+        units += m.substitutions + m.deletions + m.hits
+    return edits, units
+
+
 class CTCTask(Task):
     name = "ctc"
     model_task = "ctc"
+    target = "chars"
     stream_kind = FINETUNE
     best_metrics = {"wer": False, "cer": False, "loss": False}
     best_metric = "wer"
 
     def __init__(self, config, index):
         super().__init__(config, index)
+        self.vocab = self.data_vocab(index)
+
+    # -- the head and the targets ------------------------------------------------------------------
+    def data_vocab(self, index) -> CharVocab:
+        """The head's vocabulary: the corpus's characters (its ``vocab.json``)."""
         if not index.vocab:
-            raise ValueError(f"data.shards: {config.data.shards} has no vocabulary (no transcripts): cannot train CTC")
-        self.vocab = CharVocab.from_dict(index.vocab)
+            raise ValueError(f"data.shards: {self.config.data.shards} has no vocabulary (no transcripts): "
+                             "cannot train CTC")
+        return CharVocab.from_dict(index.vocab)
+
+    def vocab_source(self) -> str:
+        """Where the head's vocabulary comes from, for the mismatch message."""
+        return f"{self.config.data.shards}/vocab.json"
 
     def head_state(self):
         return {"vocab": self.vocab}
@@ -29,42 +60,49 @@ class CTCTask(Task):
         if model.vocab != self.vocab:
             raise ValueError(
                 f"model.init: {name}'s vocabulary ({len(model.vocab)} symbols) differs from the data's "
-                f"({len(self.vocab)} symbols in {self.config.data.shards}/vocab.json)"
+                f"({len(self.vocab)} symbols in {self.vocab_source()})"
             )
 
-    def targets(self, batch: Batch, device) -> torch.Tensor:
-        ids = [self.vocab.encode(t or "", normalized=True) for t in batch.texts]
+    def references(self, batch: Batch) -> list[str]:
+        """Each utterance's reference, written as ``decode`` writes a hypothesis: its normalised
+        transcript ("" for none: it adds no error and no reference unit)."""
+        return [t or "" for t in batch.texts]
+
+    def encode(self, reference: str) -> list[int]:
+        """The label ids of one reference."""
+        return self.vocab.encode(reference, normalized=True)
+
+    def targets(self, references: Sequence[str], device) -> torch.Tensor:
+        """Long [B, S] label ids, padded with -100 (the head's convention)."""
+        ids = [self.encode(r) for r in references]
         width = max(1, max(len(x) for x in ids))
         out = torch.full((len(ids), width), -100, dtype=torch.long)
         for i, x in enumerate(ids):
             out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         return out.to(device)
 
-    def step(self, model, batch):
+    def _forward(self, model, batch: Batch):
         audio, lengths = model_inputs(batch, model)
-        out = model(audio, lengths, targets=self.targets(batch, audio.device))
+        refs = self.references(batch)
+        return model(audio, lengths, targets=self.targets(refs, audio.device)), refs
+
+    # -- training and evaluation -------------------------------------------------------------------
+    def step(self, model, batch):
+        out, _ = self._forward(model, batch)
         return StepResult(out.loss, out.sample_size, {"loss": device_figure(out.loss) / out.sample_size})
 
     def eval_sums(self, model, batch):
+        out, refs = self._forward(model, batch)
+        hyps = getattr(model, "module", model).decode(out.logits, out.frame_lengths)
+        return {"loss": host_float(out.loss), "n": len(refs), **self.error_sums(refs, hyps)}
+
+    def error_sums(self, refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
+        """The edit sums of one batch's greedy hypotheses against its references."""
         import jiwer
 
-        audio, lengths = model_inputs(batch, model)
-        out = model(audio, lengths, targets=self.targets(batch, audio.device))
-        module = getattr(model, "module", model)
-        hyps = module.decode(out.logits, out.frame_lengths)
-        refs = [t or "" for t in batch.texts]
-        sums = {"loss": host_float(out.loss), "n": len(refs), "word_err": 0.0, "words": 0.0, "char_err": 0.0,
-                "chars": 0.0}
-        for ref, hyp in zip(refs, hyps):
-            if not ref:
-                continue
-            w = jiwer.process_words(ref, hyp)
-            c = jiwer.process_characters(ref, hyp)
-            sums["word_err"] += w.substitutions + w.deletions + w.insertions
-            sums["words"] += w.substitutions + w.deletions + w.hits
-            sums["char_err"] += c.substitutions + c.deletions + c.insertions
-            sums["chars"] += c.substitutions + c.deletions + c.hits
-        return sums
+        word_err, words = edit_errors(refs, hyps, jiwer.process_words)
+        char_err, chars = edit_errors(refs, hyps, jiwer.process_characters)
+        return {"word_err": word_err, "words": words, "char_err": char_err, "chars": chars}
 
     def eval_keys(self):
         return ["char_err", "chars", "loss", "n", "word_err", "words"]
