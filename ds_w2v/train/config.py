@@ -150,6 +150,22 @@ class ScheduleConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """The linear phone probe run during training every ``probe_every`` updates (CPC's protocol,
+    :func:`ds_w2v.probe.linear_phone_probe`): is the pretraining learning phonetic features?"""
+
+    data: str = ""
+    """A prepared directory with phone timings (``prepare --format timit``); "": ``data.shards``."""
+    train_split: str = "train"
+    """The probe's classifiers train on the frames of the first ``max_utterances`` of this split..."""
+    eval_split: str = "dev"
+    """...and are scored on those of this one (a fixed subset: the curve compares like with like)."""
+    max_utterances: int = 60
+    """Per split: ~6 s per probe of tiny on 2 CPU cores at 60 (features + six classifiers)."""
+    epochs: int = 20
+
+
+@dataclass
 class TrainConfig:
     task: str = "pretrain"
     run_dir: str = "runs/run"
@@ -190,6 +206,10 @@ class TrainConfig:
     gathers break every graph (see ``Trainer``)."""
     eval_max_batches: int | None = None
     """Cap on dev batches per evaluation (None: the whole split)."""
+    probe_every: int = 0
+    """Run the linear phone probe (``probe``) on the frozen current model every this many updates,
+    before the first and after the last; 0: never. Logs ``dev/probe_phone_acc`` (the best layer's
+    frame accuracy), ``dev/probe_best_layer`` and ``dev/probe/<layer>``."""
     best_metric: str = ""
     """Dev metric that chooses the best checkpoint ("": the task's own: pretrain loss, ctc wer,
     phone_ctc per, cls acc). CER is the useful one while a short CTC run's WER is still ~100 %."""
@@ -197,6 +217,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
         # data.target chooses among the tasks of one task model (the one place: tasks.select_task);
@@ -236,6 +257,10 @@ class TrainConfig:
             problem = url_prefix_problem(self.data.shard_url_prefix)
             if problem:
                 bad("data.shard_url_prefix", f"{self.data.shard_url_prefix!r}: {problem}")
+        if self.probe_every < 0:
+            bad("probe_every", f"must be >= 0, got {self.probe_every}")
+        if self.probe.max_utterances < 1 or self.probe.epochs < 1:
+            bad("probe", f"max_utterances and epochs must be >= 1, got {self.probe.max_utterances}, {self.probe.epochs}")
         if self.data.batch_s <= 0:
             bad("data.batch_s", "must be > 0")
         if self.global_batch_s <= 0:

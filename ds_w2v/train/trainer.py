@@ -42,6 +42,7 @@ from .evaluator import EvalResult, Evaluator
 from .flops import peak_flops
 from .metrics import MetricsLogger
 from .plan import read_splits
+from .probing import PhoneProbe
 from .run_dir import check_shared_run_dir
 from .schedule import learning_rate
 from .state import TrainerState
@@ -104,6 +105,7 @@ class Trainer:
         self.ds_config = build_ds_config(config, world, self.device.type)
         self.precision = resolved_precision(config, self.ds_config)
         self.task = TASK_CLASSES[config.task](config, self.train_index)
+        self.probe = PhoneProbe.from_config(config)  # reads its utterances now: refused before any group
 
         # -- model: built before the process group, so that a model.init whose vocabulary or
         # labels differ from the data's is refused before it too ------------------------------
@@ -375,11 +377,21 @@ class Trainer:
             if self.is_rank0:
                 log.info("update %d: new best dev %s = %.4f", self.update, self.task.best_metric, value)
 
+    def _probe(self) -> None:
+        """The linear phone probe of the current model, logged at this update (``probing.py``)."""
+        figures = self.probe.run(self.module)
+        self.logger.log(self.update, figures)
+        if self.is_rank0:
+            log.info("update %d: linear phone probe %.3f (best layer %d; majority %.3f)", self.update,
+                     figures["dev/probe_phone_acc"], figures["dev/probe_best_layer"], figures["dev/probe_majority_acc"])
+
     # -- the loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         cfg = self.config
         last_saved = self.update if ckpt.latest_tag(self.run_dir) else None
         try:
+            if self.probe and self.update == 0:
+                self._probe()  # the curve starts at the initialisation
             while self.update < cfg.max_updates and not self.out_of_time:
                 if not self.train_step():
                     continue
@@ -388,12 +400,16 @@ class Trainer:
                     self.log()
                 if self.update % cfg.eval_every == 0:
                     self._eval_dev()
+                if self.probe and self.update % cfg.probe_every == 0:
+                    self._probe()
                 if self.update % cfg.save_every == 0 and self._periodic_save():
                     last_saved = self.update
             if last_saved != self.update:
                 self._periodic_save(final=True)
             if self.update % cfg.eval_every != 0:
                 self._eval_dev()
+            if self.probe and self.update % cfg.probe_every != 0:
+                self._probe()
             return self.finish()
         finally:
             self.logger.close()
