@@ -170,8 +170,25 @@ def read_splits(config: TrainConfig) -> RunSplits:
     return RunSplits(train, dev, tests, mix)
 
 
-def _splits(config: TrainConfig) -> dict[str, SplitIndex]:
-    run = read_splits(config)
+def mix_plan(config: TrainConfig, run: RunSplits, world_size: int, accum: int) -> list[dict[str, Any]] | None:
+    """For a mix (``data.train``): each corpus's share of the batches (``p``), its batches per epoch
+    per rank and how many of its epochs ``max_updates`` makes (each corpus loops on its own)."""
+    if not run.mix:
+        return None
+    from ..data.mix import mix_probabilities
+
+    d = config.data
+    probabilities = mix_probabilities([i.total_s for _, i, _ in run.mix], [w for _, _, w in run.mix], d.mix_alpha)
+    out = []
+    for (src, index, weight), p in zip(run.mix, probabilities):
+        per_epoch = batches_per_epoch(index.total_s, d.batch_s, world_size, d.fill)
+        out.append({"entry": src.entry, "weight": weight, "p": p, "hours": index.hours,
+                     "batches_per_epoch_per_rank": per_epoch,
+                     "epochs": config.max_updates * accum * p / per_epoch})
+    return out
+
+
+def _splits(run: RunSplits) -> dict[str, SplitIndex]:
     out = {"train": run.train, **({"dev": run.dev} if run.dev is not None else {})}
     for src, index, _ in (run.mix or [])[1:]:  # the first corpus of a mix is "train"
         out[f"train:{src.entry}"] = index
@@ -189,10 +206,15 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     n = world["world_size"]
     if device_type is None:
         device_type = run_device(config.device).type
-    splits = _splits(config)
+    run = read_splits(config)
+    splits = _splits(run)
     train = splits["train"]
     TASK_CLASSES[config.task](config, train)  # refuses a CTC corpus without vocabulary, cls without labels
     batch = batch_plan(config, train, n)
+    mix = mix_plan(config, run, n, batch["accumulation"])
+    if mix:  # the epoch figures above are the first corpus's; the mix's are per corpus
+        batch["train_s"] = sum(s.total_s for _, s, _ in run.mix)
+        batch["train_hours"] = batch["train_s"] / 3600
     shards = shard_plan(train, n, config.seed, config.data.num_workers)
     notes = []
     if train.num_shards < n:
@@ -210,7 +232,7 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
         "splits": {name: {"split": s.split, "num_shards": s.num_shards, "hours": s.hours, "num_samples": s.num_samples}
                    for name, s in splits.items()},
         "shard_url_prefix": config.data.shard_url_prefix,
-        "shards": shards, "notes": notes,
+        "shards": shards, "notes": notes, "mix": mix,
     }
 
 
@@ -231,9 +253,14 @@ def format_plan(plan: dict[str, Any]) -> str:
         (f"batch       {b['micro_batch_s']:g} audio-s per micro-batch x {b['world_size']} rank(s) x "
          f"{b['accumulation']} accumulation = {b['global_batch_s']:,.6g} audio-s per update"),
         (f"epoch       train {b['train_hours']:,.2f} h: {b['batches_per_epoch_per_rank']:,} batches per rank "
-         f"(fill {b['fill']:g}) = {b['updates_per_epoch']:,.2f} updates"),
-        (f"run         {b['max_updates']:,} updates = {b['epochs']:,.2f} epochs, "
-         f"{b['budget_audio_s'] / 3600:,.1f} h of batch budget"),
+         f"(fill {b['fill']:g}) = {b['updates_per_epoch']:,.2f} updates") if not plan.get("mix") else
+        (f"epoch       train {b['train_hours']:,.2f} h in {len(plan['mix'])} corpora, each batch from one, each "
+         "corpus its own epochs:"),
+        *(f"  {m['entry']}: {m['hours']:,.2f} h, weight {m['weight']:g}, p {m['p']:.3f}: "
+          f"{m['batches_per_epoch_per_rank']:,} batches per rank per epoch, {m['epochs']:,.2f} epochs in the run"
+          for m in plan.get("mix") or []),
+        (f"run         {b['max_updates']:,} updates" + (f" = {b['epochs']:,.2f} epochs" if not plan.get("mix") else "")
+         + f", {b['budget_audio_s'] / 3600:,.1f} h of batch budget"),
         (f"deepspeed   {ds['file']} on {ds['device_type']}: ZeRO stage {ds['zero_stage']}{offload}, "
          f"{ds['precision']}, optimizer {ds['optimizer']}"),
         (f"            train_batch_size {ds['train_batch_size']} = {ds['train_micro_batch_size_per_gpu']} micro-batch"

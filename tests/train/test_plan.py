@@ -138,3 +138,24 @@ def test_dry_run_refuses_a_batch_that_does_not_divide(shards, capsys):
                    "data.batch_s x world_size = 4 x 3 = 12"]
     assert cli(["pretrain", "--recipe", "pretrain_tiny", f"data.shards={shards}", "--world-size", "8"]) == 1
     assert "--world-size: only with --dry-run" in capsys.readouterr().err
+
+
+def test_a_mix_plans_each_corpus_share_and_epochs(shards, tmp_path_factory, capsys):
+    from ds_w2v.data.mix import mix_probabilities
+
+    other = tmp_path_factory.mktemp("plan_other")
+    write_split(other, "train", [[4.0] * 10] * 4)  # 160 audio-s: a quarter of the first corpus
+    config = _config(shards, f"data.train=[{shards}:train@1,{other}:train@2]", "data.mix_alpha=1.0")
+    plan = plan_run(config, world_size=2)
+    mix = plan["mix"]
+    assert [m["entry"] for m in mix] == [f"{shards}:train@1", f"{other}:train@2"]
+    p = mix_probabilities([640.0, 160.0], [1, 2], 1.0)  # (1 x 640) : (2 x 160) = 2 : 1
+    assert [m["p"] for m in mix] == pytest.approx(p) and p[0] == pytest.approx(2 / 3)
+    # per corpus: floor(s / (2 ranks x 4 s) x 0.85) batches per epoch; 100 updates x 8 accumulation x p of them
+    assert [m["batches_per_epoch_per_rank"] for m in mix] == [68, 17]
+    assert [m["epochs"] for m in mix] == pytest.approx([100 * 8 * p[0] / 68, 100 * 8 * p[1] / 17])
+    assert plan["batch"]["train_s"] == pytest.approx(800.0)
+    assert cli(["pretrain", "--recipe", "pretrain_tiny", f"data.shards={shards}", *ARITHMETIC,
+                f"data.train=[{shards}:train@1,{other}:train@2]", "--dry-run", "--world-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "in 2 corpora" in out and "p 0.667" in out and "p 0.333" in out
