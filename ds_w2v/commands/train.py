@@ -81,6 +81,7 @@ class TrainCommand:
             # last line is "ds_w2v.data.stream.NoUsableData: <the message>"
             line = str(e).strip().splitlines()[-1].removeprefix(f"{NoUsableData.__module__}.{NoUsableData.__name__}: ")
             print(f"ds-w2v {self.name}: error: {line}", file=sys.stderr)
+            shutdown()  # every rank stops here together (Trainer.train_step tells them all)
             return 1
         if trainer.is_rank0:
             print(json.dumps(result, indent=1))

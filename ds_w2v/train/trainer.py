@@ -29,7 +29,7 @@ from ..data.loader import StreamingLoader, merge_rank_states
 from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
-from ..data.stream import UNREACHABLE_SHARD, StreamConfig
+from ..data.stream import UNREACHABLE_SHARD, NoUsableData, StreamConfig
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, resolved_precision
@@ -259,16 +259,25 @@ class Trainer:
         """One optimizer update over ``accum`` micro-batches; False if it was skipped (non-finite).
 
         Two small collectives per update, none per micro-batch: the update's audio total (before
-        the micro-batches, for their weights) and, after them, the finiteness check and the time
+        the micro-batches, for their weights; with it, whether a rank's stream has no usable data
+        left, so that all stop together) and, after them, the finiteness check and the time
         budget, which is also the one place the device is waited on; the figures stay on the
         device in ``self._window`` until ``log()`` reads them."""
         cfg = self.config
         t0 = time.perf_counter()
-        batches = [self._next_batch() for _ in range(self.accum)]
+        no_data: NoUsableData | None = None
+        try:
+            batches = [self._next_batch() for _ in range(self.accum)]
+        except NoUsableData as e:  # told to every rank below: the others would wait for this one forever
+            no_data, batches = e, []
         data_s = time.perf_counter() - t0  # waiting for the loader (its workers run ahead of this)
         # host-side: a batch prefetched to the GPU keeps its lengths as host integers too
         local_s = sum(b.num_audio_s for b in batches)
-        total_s = all_reduce([local_s], "sum", self.device)[0]
+        total_s, ranks_without_data = all_reduce([local_s, float(no_data is not None)], "sum", self.device)
+        if ranks_without_data:
+            raise no_data or NoUsableData(
+                f"rank {self.rank}: stopping with the {int(ranks_without_data)} rank(s) that have no usable data "
+                "(each prints why)")
         frozen = self.task.backbone_frozen(self.update)
         self.module.backbone_frozen = frozen
         lr = learning_rate(self.update, cfg.optim, cfg.schedule, cfg.max_updates)

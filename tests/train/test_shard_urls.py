@@ -132,3 +132,40 @@ def test_all_shards_unreachable_stops_with_one_clear_line(tars, tmp_path, worker
                     rf"pipe:cat {re.escape(str(tmp_path))}/nowhere/train-\d+\.tar: the command exited with status 1",
                     last), last
     assert "Traceback" not in proc.stderr
+
+
+def test_one_rank_without_reachable_shards_stops_every_rank(tars, tmp_path):
+    """2 ranks (torchrun): the shards rank 1 reads in epoch 0 are all unreachable, rank 0's are
+    fine. Rank 1 cannot make a batch; rank 0 must not wait for it in a collective until a timeout:
+    both stop at once, rank 1 with the reason, rank 0 saying it stops with it."""
+    import socket
+
+    from ds_w2v.data.stream import shard_order, slot_shards
+
+    index = _index_only(tars, tmp_path / "index")
+    names = json.loads((index / "dataset.json").read_text())["splits"]["train"]["shards"]
+    seed = load_config("pretrain_tiny", ["data.shards=/x"]).seed
+    rank1, _ = slot_shards(shard_order(names, seed, 0, 0), 1, 2, 0, 1)
+    reachable = tmp_path / "reachable"
+    reachable.mkdir()
+    for name in set(names) - set(rank1):
+        shutil.copy(tars / name, reachable / name)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "ds_w2v.train", "pretrain", "--recipe", "pretrain_tiny", f"data.shards={index}",
+           f"run_dir={tmp_path / 'run'}", *FAST, "deepspeed_config=cpu.json", "global_batch_s=48",
+           f"data.shard_url_prefix=pipe:cat {reachable}/{{shard}}"]
+    try:
+        proc = subprocess.run(cmd, env={**env, "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True,
+                              timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"one rank without data: the run hung for {TIMEOUT_S} s")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert re.search(r"ds-w2v pretrain: error: rank 1 worker 0: no usable utterance in a full pass: none of its "
+                     rf"{len(rank1)} shard\(s\) could be read", out), out[-3000:]
+    assert "ds-w2v pretrain: error: rank 0: stopping with the 1 rank(s) that have no usable data" in out
+    assert not list((tmp_path / "run").glob("checkpoints/update_*"))  # no update was made
