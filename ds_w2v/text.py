@@ -29,7 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 PAD, BOS, EOS, UNK, WORD_DELIM = "<pad>", "<s>", "</s>", "<unk>", "|"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, WORD_DELIM)
@@ -144,3 +144,17 @@ class CharVocab:
                 collapsed.append(i)
             prev = i
         return self.decode(collapsed)
+
+
+def edit_errors(refs: Sequence[str], hyps: Sequence[str], measure: Callable) -> tuple[float, float]:
+    """(edits, reference units) summed over the pairs that have a reference: ``measure`` is
+    jiwer's ``process_words`` (units: words) or ``process_characters`` (characters). Summed, not
+    averaged per utterance: an error rate is the corpus's edits over the corpus's reference units."""
+    edits = units = 0.0
+    for ref, hyp in zip(refs, hyps):
+        if not ref:
+            continue
+        m = measure(ref, hyp)
+        edits += m.substitutions + m.deletions + m.insertions
+        units += m.substitutions + m.deletions + m.hits
+    return edits, units

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.sources.timit import PHONES_39
+from ..text import edit_errors
 from .downstream import DownstreamData, NormalizedLayerSum, fit, predict, weighted_layer_names
 from .features import LayerFeatures
 from .frames import PHONE_IDS
@@ -65,14 +66,11 @@ def greedy_phones(logits: torch.Tensor) -> list[str]:
 
 
 def phone_error_rate(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:
+    """Phone edits over reference phones, summed over the utterances (as the phone-CTC task's PER)."""
     import jiwer
 
-    errors = phones = 0
-    for hyp, ref in zip(hyps, refs, strict=True):
-        m = jiwer.process_words(" ".join(ref), " ".join(hyp))
-        errors += m.substitutions + m.deletions + m.insertions
-        phones += m.substitutions + m.deletions + m.hits
-    return errors / max(phones, 1)
+    edits, phones = edit_errors([" ".join(r) for r in refs], [" ".join(h) for h in hyps], jiwer.process_words)
+    return edits / max(phones, 1)
 
 
 def _per(head: nn.Module, data: DownstreamData, device: torch.device) -> float:

@@ -11,22 +11,8 @@ from typing import Callable, Sequence
 import torch
 
 from ...data.batching import FINETUNE, Batch
-from ...text import CharVocab
+from ...text import CharVocab, edit_errors
 from .base import StepResult, Task, device_figure, host_float, model_inputs
-
-
-def edit_errors(refs: Sequence[str], hyps: Sequence[str], measure: Callable) -> tuple[float, float]:
-    """(edits, reference units) summed over the pairs that have a reference: ``measure`` is
-    jiwer's ``process_words`` (units: words) or ``process_characters`` (characters). Summed, not
-    averaged per utterance: an error rate is the corpus's edits over the corpus's reference units."""
-    edits = units = 0.0
-    for ref, hyp in zip(refs, hyps):
-        if not ref:
-            continue
-        m = measure(ref, hyp)
-        edits += m.substitutions + m.deletions + m.insertions
-        units += m.substitutions + m.deletions + m.hits
-    return edits, units
 
 
 class CTCTask(Task):

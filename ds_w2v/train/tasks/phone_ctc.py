@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from ...data.shard_format import read_index
 from ...data.sources.timit import PHONES_39
-from ...text import SPECIAL_TOKENS, CharVocab
-from .ctc import CTCTask, edit_errors
+from ...text import SPECIAL_TOKENS, CharVocab, edit_errors
+from .ctc import CTCTask
 
 # the 39 phones (PHONES_39: the values of timit.PHONE_FOLD_39) after the specials, so that id 0
 # is the CTC blank as in every CTC model here; the other specials are never targets
