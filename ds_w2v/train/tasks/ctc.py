@@ -6,7 +6,7 @@ utterance's reference is and how its errors are counted (``data_vocab``, ``refer
 ``encode``, ``error_sums`` and the metrics); the loss, the decoding and the scoring loop are these."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
