@@ -2,14 +2,18 @@
 the synthetic corpora): per model size, pretrain wav2vec 2.0 self-supervised on the read-speech
 corpus (TIMIT layout), fine-tune it with a CTC head on the same corpus and with a
 classification head on the emotion corpus (RAVDESS layout), evaluate on the held-out test
-splits (speakers / actors never seen in training, best checkpoint chosen on dev), and print
-the study's two tables. With ``--ablation`` (default for the CPU demo) the CTC fine-tune is
-repeated from random initialisation and with 10 % of the labelled utterances.
+splits (speakers / actors never seen in training, best checkpoint chosen on dev), probe the
+frozen pretrained model's layers and those of the same architecture at random initialisation
+(CPC's linear phone probe, ``ds-w2v probe``), and print the study's tables. With
+``--ablation`` (default for the CPU demo) the CTC fine-tune is repeated from random
+initialisation (``full``: also with 10 % of the labelled utterances, pretrained and not).
 
-    python -m ds_w2v.demo --data demo_data/shards                      # tiny, CPU, ~14 min on 2 cores
+    python -m ds_w2v.demo --data demo_data/shards                      # tiny, CPU, ~6 min on 2 cores
     python -m ds_w2v.demo --data demo_data/shards --sizes small,medium,original   # GPU recipes
 
-Every number in the report comes from the runs' ``results.json`` / ``metrics.jsonl``.
+Every job is a command a user can run again (printed as it starts, its log beside its run
+directory), and every number in the report comes from the jobs' ``results.json`` /
+``metrics.jsonl`` (the probes' ``results.json`` is ``ds-w2v probe``'s ``--out``).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import subprocess
 import sys
 import time
@@ -39,16 +44,38 @@ GPU_DEMO = {
 }
 
 
-class Job:
-    """One training run of the demo: a command, its recipe and overrides, and the jobs it needs."""
+# The tiny recipes cut to fit the CPU demo's goal: 15 minutes on 2 cores *including* set-up on a
+# fresh machine, on a host up to 2x slower than CPU-2 (BENCHMARKS.md, *The demo*). On CPU-2 the
+# recipes' own lengths (pretraining 500, CTC 600, emotion 500 updates) with the four CTC ablation
+# rows took 13 min 41 s; a new user's host, twice as slow, took over 30 min with set-up. The
+# critical path is pretraining, then the longest fine-tune beside it, so both are cut:
+# pretraining to 300 updates (the Gumbel temperature still reaches 0.5 by update ~140),
+# emotion to 250 (the recipe's note: dev accuracy 64 % at 250 from a 500-update pretraining)
+# and CTC to 400 (its tri-stage schedule stretches with max_updates).
+CPU_DEMO = {
+    "pretrain": ["max_updates=300"],
+    "ctc": ["max_updates=400"],
+    "cls": ["max_updates=250"],
+}
+DEMO_SEED = 1  # every run's seed (TrainConfig's default); random:PRESET with it = pretraining's initial weights
+# The linear phone probe reads the first N utterances of train and of test (in shard order, a
+# seeded sample of speakers): 150 + 150 (~8 min of audio each, ~25k test frames) take ~30 s on
+# one core for tiny; the frozen features are cached under the runs folder (probe_cache/).
+PROBE_UTTERANCES = 150
 
-    def __init__(self, name: str, command: str, recipe: str, run_dir: Path, overrides: list[str],
-                 needs: tuple[str, ...] = ()):
-        self.name, self.command, self.recipe, self.run_dir = name, command, recipe, run_dir
-        self.overrides, self.needs = overrides, needs
+
+class Job:
+    """One step of the demo: ``ds-w2v COMMAND ARGS``, whose result is ``run_dir/results.json``,
+    started once the jobs it ``needs`` have finished; its output goes to ``run_dir``'s ``.log``."""
+
+    def __init__(self, name: str, command: str, args: list[str], run_dir: Path, needs: tuple[str, ...] = ()):
+        self.name, self.command, self.args, self.run_dir, self.needs = name, command, args, run_dir, needs
         self.log = run_dir.parent / f"{run_dir.name}.log"
         self.result: dict | None = None
         self.wall_s = 0.0
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "ds_w2v", self.command, *self.args]
 
     def cached(self) -> bool:
         """Finished in an earlier demo run: reuse it (the demo resumes where it stopped)."""
@@ -60,15 +87,14 @@ class Job:
         return True
 
     def start(self, threads: int | None) -> subprocess.Popen:
-        cmd = ["bash", str(ROOT / "launch" / "_launch.sh"), self.command, "--recipe", self.recipe,
-               f"run_dir={self.run_dir}", *self.overrides]
         env = dict(os.environ)
         if threads:  # jobs side by side share the cores: one torch thread pool each
             env["OMP_NUM_THREADS"] = str(threads)
-        print(f"  [{self.name}] $ {' '.join(cmd[2:])}", flush=True)
+        # the line to run it again by hand (`ds-w2v X` = `python -m ds_w2v X`; on a CPU one process)
+        print(f"  [{self.name}] $ ds-w2v {self.command} {shlex.join(self.args)}", flush=True)
         self._t0 = time.time()
         self._log = open(self.log, "w")
-        return subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        return subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
     def finish(self, returncode: int) -> None:
         self.wall_s = time.time() - self._t0
@@ -80,6 +106,27 @@ class Job:
         self.result["wall_s"] = self.wall_s
         (self.run_dir / "results.json").write_text(json.dumps(self.result, indent=1))
         print(f"  [{self.name}] done in {self.wall_s:.0f} s", flush=True)
+
+
+class TrainJob(Job):
+    """A training run, started as ``launch/{pretrain,finetune_ctc,finetune_cls}.sh`` start one
+    (``launch/_launch.sh``: one process on a CPU, ``deepspeed`` over the GPUs)."""
+
+    def __init__(self, name: str, command: str, recipe: str, run_dir: Path, overrides: list[str],
+                 needs: tuple[str, ...] = ()):
+        super().__init__(name, command, ["--recipe", recipe, f"run_dir={run_dir}", *overrides], run_dir, needs)
+
+    def argv(self) -> list[str]:
+        return ["bash", str(ROOT / "launch" / "_launch.sh"), self.command, *self.args]
+
+
+def probe_job(name: str, upstream: str, shards: Path, run_dir: Path, cache: Path, needs: tuple[str, ...] = (),
+              max_utterances: int = PROBE_UTTERANCES, seed: int = DEMO_SEED) -> Job:
+    """CPC's linear phone probe of the frozen ``upstream`` (a run directory or ``random:PRESET``)
+    on ``shards``' train -> test splits, by ``ds-w2v probe``: its ``--out`` is the job's result."""
+    return Job(name, "probe", [upstream, "--data", str(shards), "--protocol", "linear",
+                               "--max-utterances", str(max_utterances), "--seed", str(seed), "--cache", str(cache),
+                               "--out", str(run_dir / "results.json")], run_dir, needs)
 
 
 def run_jobs(jobs: list[Job], parallel: int) -> None:
@@ -156,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="tiny", help="comma-separated presets (tiny: CPU recipes; others: GPU)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "demo"))
     p.add_argument("--results", default=str(ROOT / "results"))
-    p.add_argument("--ablation", choices=("auto", "on", "off"), default="auto",
-                   help="CTC from random init and with 10%% of the labels (auto: for tiny only)")
+    p.add_argument("--ablation", choices=("auto", "on", "full", "off"), default="auto",
+                   help="on: CTC also from random init; full: and both with 10%% of the labels (~4 min more "
+                        "on 2 cores); auto: on for tiny only")
     p.add_argument("--jobs", type=int, default=0,
-                   help="training runs side by side (default: 2 for tiny on CPU, sharing the cores; 1 on a GPU)")
+                   help="jobs side by side (default: 2 for tiny on CPU, sharing the cores; 1 on a GPU)")
     args = p.parse_args(argv)
     data, runs, results = Path(args.data), Path(args.runs), Path(args.results)
     runs.mkdir(parents=True, exist_ok=True)
@@ -169,48 +217,56 @@ def main(argv: list[str] | None = None) -> int:
     ablation: dict[str, dict[str, Any]] = {}
     for size in args.sizes.split(","):
         cpu = size == "tiny"
-        extra = {k: [] for k in GPU_DEMO} if cpu else GPU_DEMO
+        extra = {k: [f"seed={DEMO_SEED}", *v] for k, v in (CPU_DEMO if cpu else GPU_DEMO).items()}
         rec = {t: (f"pretrain_{size}" if t == "pretrain" else f"finetune_{t}_{size}") for t in GPU_DEMO}
         timit, ravdess, pt_dir = data / "timit", data / "ravdess", runs / f"{size}_pretrain"
         after_pt = (f"{size} pretrain",)
+        cache = runs / "probe_cache"
         jobs = {
-            "pretrain": Job(f"{size} pretrain", "pretrain", rec["pretrain"], pt_dir,
-                            [f"data.shards={timit}", *extra["pretrain"]]),
-            "ctc": Job(f"{size} ctc", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc",
-                       [f"data.shards={timit}", f"model.init={pt_dir}", *extra["ctc"]], needs=after_pt),
-            "cls": Job(f"{size} cls", "finetune-cls", rec["cls"], runs / f"{size}_cls",
-                       [f"data.shards={ravdess}", f"model.init={pt_dir}", *extra["cls"]], needs=after_pt),
+            "pretrain": TrainJob(f"{size} pretrain", "pretrain", rec["pretrain"], pt_dir,
+                                 [f"data.shards={timit}", *extra["pretrain"]]),
+            "ctc": TrainJob(f"{size} ctc", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc",
+                            [f"data.shards={timit}", f"model.init={pt_dir}", *extra["ctc"]], needs=after_pt),
+            "cls": TrainJob(f"{size} cls", "finetune-cls", rec["cls"], runs / f"{size}_cls",
+                            [f"data.shards={ravdess}", f"model.init={pt_dir}", *extra["cls"]], needs=after_pt),
+            # the same probe of the pretrained model and of its own initial weights (same preset, seed)
+            "probe pretrained": probe_job(f"{size} probe pretrained", str(pt_dir), timit,
+                                          runs / f"{size}_probe_pretrained", cache, needs=after_pt),
+            "probe random init": probe_job(f"{size} probe random init", f"random:{size}", timit,
+                                           runs / f"{size}_probe_random_init", cache),
         }
-        order = ["pretrain"]
-        with_ablation = args.ablation == "on" or (args.ablation == "auto" and cpu)
-        if with_ablation:
-            small = subset_split(timit, runs / "timit_train10", 0.10)
-            for name, shards, pretrained in (("random init, 100 %", timit, False),
-                                             ("pretrained, 10 %", small, True),
-                                             ("random init, 10 %", small, False)):
-                tag = name.replace(" ", "").replace(",", "_").replace("%", "pct")
-                # from scratch every parameter trains: a frozen conv encoder (GPU recipes) only
-                # makes sense for a pretrained one; the tiny recipe trains it in every row anyway
-                over = [f"data.shards={shards}", *extra["ctc"]] + (
-                    [f"model.init={pt_dir}"] if pretrained else ["model.overrides.feature_grad_mult=1.0"])
-                jobs[name] = Job(f"{size} ctc {name}", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over,
-                                 needs=after_pt if pretrained else ())
-            # pretraining first, then what does not wait for it; the longest run (cls) as soon as
-            # it can start, so that the two slots end close together (CPU-2: 13 min 46 s; ~15 min
-            # with cls after ctc)
-            order += ["random init, 100 %", "random init, 10 %", "cls", "ctc", "pretrained, 10 %"]
-        else:
-            order += ["ctc", "cls"]
-        print(f"[{size}] pretraining (self-supervised) on {timit}, then CTC fine-tuning on it and emotion "
-              f"classification on {ravdess}" + (", and the CTC ablation" if with_ablation else ""), flush=True)
+        ablation_rows = {"auto": ["random init, 100 %"] if cpu else [], "on": ["random init, 100 %"], "off": [],
+                         "full": ["random init, 100 %", "pretrained, 10 %", "random init, 10 %"]}[args.ablation]
+        small = subset_split(timit, runs / "timit_train10", 0.10) if args.ablation == "full" else None
+        for name in ablation_rows:
+            pretrained, shards = name.startswith("pretrained"), (small if name.endswith("10 %") else timit)
+            tag = name.replace(" ", "").replace(",", "_").replace("%", "pct")
+            # from scratch every parameter trains: a frozen conv encoder (GPU recipes) only
+            # makes sense for a pretrained one; the tiny recipe trains it in every row anyway
+            over = [f"data.shards={shards}", *extra["ctc"]] + (
+                [f"model.init={pt_dir}"] if pretrained else ["model.overrides.feature_grad_mult=1.0"])
+            jobs[name] = TrainJob(f"{size} ctc {name}", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over,
+                                  needs=after_pt if pretrained else ())
+        # priority order: pretraining first, beside it what does not wait for it (the random-init
+        # rows, then their probe), then the longest fine-tune (cls) as soon as it can start, so that
+        # the two slots end close together
+        order = ["pretrain", *(n for n in ablation_rows if n.startswith("random")), "probe random init", "cls",
+                 "ctc", *(n for n in ablation_rows if n.startswith("pretrained")), "probe pretrained"]
+        print(f"[{size}] pretraining (self-supervised) on {timit}, then CTC fine-tuning on it, emotion "
+              f"classification on {ravdess} and the linear phone probe of the pretrained and the random-init "
+              f"model" + (", and the CTC ablation" if ablation_rows else ""), flush=True)
         run_jobs([jobs[k] for k in order], args.jobs if args.jobs else (2 if cpu else 1))
         pt, ctc, cls = jobs["pretrain"], jobs["ctc"], jobs["cls"]
         rows[size] = {"params_m": _params_m(ctc.run_dir), "pretrain": pt.result, "pretrain_s": pt.wall_s,
                       "ctc": ctc.result, "ctc_s": ctc.wall_s, "cls": cls.result, "cls_s": cls.wall_s,
-                      "runs": {"pretrain": str(pt.run_dir), "ctc": str(ctc.run_dir), "cls": str(cls.run_dir)}}
-        if with_ablation:
-            ablation[size] = {"pretrained, 100 %": ctc.result,
-                              **{k: jobs[k].result for k in ("random init, 100 %", "pretrained, 10 %", "random init, 10 %")}}
+                      "runs": {"pretrain": str(pt.run_dir), "ctc": str(ctc.run_dir), "cls": str(cls.run_dir)},
+                      # the report reads the probes' figures from these files (ds-w2v probe --out)
+                      "probes": {label: {"results": str(jobs[f"probe {label}"].run_dir / "results.json"),
+                                         "command": f"ds-w2v probe {shlex.join(jobs[f'probe {label}'].args)}",
+                                         "wall_s": jobs[f"probe {label}"].wall_s}
+                                 for label in ("pretrained", "random init")}}
+        if ablation_rows:
+            ablation[size] = {"pretrained, 100 %": ctc.result, **{k: jobs[k].result for k in ablation_rows}}
     from .report import write_report
 
     report = write_report(rows, ablation, results, total_s=time.time() - t_start)

@@ -1,8 +1,9 @@
 """The demo's report: the study's two tables (ASR: WER/CER, loss, time; emotion: accuracy/F1,
-loss, time) per model size, the pretraining ablation, plots, written to ``RESULTS.md``.
+loss, time) per model size, the pretraining ablation, the linear phone probe of the pretrained
+and the random-init model, plots, written to ``RESULTS.md``.
 
-Every figure is read from the runs' ``results.json`` (test metrics, times) and
-``metrics.jsonl`` (curves); nothing is typed in by hand.
+Every figure is read from the runs' ``results.json`` (test metrics, times), ``metrics.jsonl``
+(curves) and the probes' JSON (``ds-w2v probe --out``); nothing is typed in by hand.
 """
 from __future__ import annotations
 
@@ -37,6 +38,61 @@ def _ablation_verdict(abl: dict[str, dict], row: dict | None) -> list[str]:
                 f"1.6 days{scale}); its gains over supervised training are measured at that scale, so a demo-scale",
                 "ablation tests the pipeline, not the method (BENCHMARKS.md projects the GPU time it takes)."]
     return out
+
+
+STUDY_POINTER = ["One seed and one learning rate for every row: a demo of the pipeline, not a measurement. The",
+                 "fair comparison (learning rate chosen on dev, 2 seeds) is the study: `bash launch/study.sh`",
+                 "writes it to `results/STUDY.md`."]
+
+
+def _probe_linear(path: str | Path) -> tuple[dict, dict]:
+    """The linear probe's figures and the split sizes from a ``ds-w2v probe --out`` file (the
+    first corpus it probed with the linear protocol)."""
+    results = json.loads(Path(path).read_text())
+    for data in results["datasets"].values():
+        if "linear" in data:
+            return data["linear"], data["splits"]
+    raise ValueError(f"{path}: no linear probe in it")
+
+
+def _random_init_note(probes: dict[str, dict], row: dict) -> str:
+    """What the random-init upstream is, read from its probe file and the pretraining run's config."""
+    path = probes.get("random init", {}).get("results")
+    if path is None:
+        return ""
+    probe = json.loads(Path(path).read_text())
+    cfg = _run_config(row["runs"]["pretrain"])
+    same = (probe["upstream"] == f"random:{cfg.get('model', {}).get('preset')}" and probe.get("seed") == cfg.get("seed"))
+    return (f" Random init: `{probe['upstream']}`, fresh weights drawn with seed {probe.get('seed')}"
+            + (", the pretraining run's seed, i.e. the very weights pretraining started from." if same else "."))
+
+
+def _probe_section(size: str, row: dict) -> list[str]:
+    """Pretrained vs random init: every layer's frame accuracy, the best layer, the majority class."""
+    probes = row["probes"]
+    read = {label: _probe_linear(p["results"]) for label, p in probes.items()}
+    lin0, splits0 = next(iter(read.values()))
+    layers = list(lin0["layers"])
+    out = [f"## What do the layers know? Linear phone probe (CPC) of {size}, read-speech corpus", "",
+           "One linear classifier per layer of the frozen model (conv features, transformer input, each block)",
+           f"from its 20 ms frames to the {lin0['num_classes']} folded TIMIT phones, trained on "
+           f"{splits0['train']['utterances']} train utterances ({lin0['num_train_frames']:,} frames), frame accuracy",
+           f"on {splits0['test']['utterances']} test utterances ({lin0['num_eval_frames']:,} frames; speakers never "
+           "seen in training)." + _random_init_note(probes, row), "",
+           "| upstream | " + " | ".join(layers) + " | best layer |", "|---|" + "---|" * (len(layers) + 1)]
+    for label, (lin, _) in read.items():
+        cells = " | ".join(_pct(lin["layers"].get(n)) for n in layers)
+        out.append(f"| {label} | {cells} | {lin['best_layer']}: {_pct(lin['best_acc'])} |")
+    out.append(f"| majority class ('{lin0['majority_phone']}' for every frame) | " + " | ".join("" for _ in layers)
+               + f" | {_pct(lin0['majority_acc'])} |")
+    pre, rnd = read.get("pretrained", (None,))[0], read.get("random init", (None,))[0]
+    if pre is not None and rnd is not None:
+        gain = pre["best_acc"] - rnd["best_acc"]
+        verdict = ("raised" if gain > 0.01 else "lowered" if gain < -0.01 else "left (within 1 point)")
+        out += ["", f"- Pretraining {verdict} the best layer's frame accuracy: {_pct(pre['best_acc'])} "
+                f"({pre['best_layer']}) pretrained vs {_pct(rnd['best_acc'])} ({rnd['best_layer']}) at random init, "
+                f"{100 * gain:+.2f} points; always guessing the majority phone scores {_pct(lin0['majority_acc'])}."]
+    return out + [""]
 
 
 def _run_config(run_dir: str) -> dict:
@@ -169,15 +225,22 @@ def write_report(rows: dict, ablation: dict, results: Path, total_s: float) -> s
             t = res.get("test", {})
             lines.append(f"| {name} | {_pct(t.get('wer'))} | {_pct(t.get('cer'))} | {t.get('loss', float('nan')):.3f} | "
                          f"{_pct(res.get('best_dev'))} |")
+        ten = any(name.endswith("10 %") for name in abl)
         lines += ["", "Same recipe and number of updates in every row; from random initialisation the conv feature",
                   "encoder always trains (the GPU recipes freeze it when it is pretrained; the tiny recipe trains",
-                  "it in every row). \"10 %\" keeps a seeded tenth of the training utterances (dev and test whole).",
-                  ""] + _ablation_verdict(abl, rows.get(size)) + [""]
+                  "it in every row)." + (" \"10 %\" keeps a seeded tenth of the training utterances (dev and test "
+                                         "whole)." if ten else ""), "",
+                  *STUDY_POINTER, ""] + _ablation_verdict(abl, rows.get(size)) + [""]
+    for size, r in rows.items():
+        if r.get("probes"):
+            lines += _probe_section(size, r)
     lines += ["## Settings", ""]
     for size, r in rows.items():
         for kind in ("pretrain", "ctc", "cls"):
             lines.append(f"- {size} {kind}: {_settings(r['runs'][kind])} (run dir `{r['runs'][kind]}`, TensorBoard in "
                          f"`{r['runs'][kind]}/tensorboard`)")
+        for label, probe in r.get("probes", {}).items():
+            lines.append(f"- {size} probe, {label}: `{probe['command']}` ({_hms(probe.get('wall_s'))})")
     plots = _plots(rows, results)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]

@@ -57,6 +57,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from ..inference import resolve_device
     from ..probe import load_upstream, model_fingerprint
+    from ..train.tasks import load_init
     from ..probe.features import layer_names
 
     started = time.monotonic()
@@ -70,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch-s must be > 0, got {args.batch_s}")
         device = resolve_device(args.device)
         plans = [_plan(data, args) for data in dict.fromkeys(args.data)]
-        model = load_upstream(args.upstream, seed=args.seed)
+        model = load_upstream(args.upstream, seed=args.seed, load=load_init)  # run dirs too
     except (ValueError, FileNotFoundError) as e:
         print(f"ds-w2v probe: error: {e}", file=sys.stderr)
         return 2

@@ -1,5 +1,7 @@
-"""The frozen model a probe reads: from a model file, a run directory, an HF folder, or freshly
-initialised (``random:PRESET``, ``random:MODEL``) for the "pretrained vs random init" rows.
+"""The frozen model a probe reads: from a model file, an HF folder, a run directory (with the
+trainer's loader, which ``ds-w2v probe`` passes: run directories are the trainer's, above this
+package), or freshly initialised (``random:PRESET``, ``random:MODEL``) for the "pretrained vs
+random init" rows.
 
 Its identity, for the feature cache, is a hash of what decides its features -- the whole config
 and every tensor of the backbone (heads and quantizer do not touch the features) -- not of its
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -22,13 +25,14 @@ from ..models.wav2vec2 import PRESETS, Wav2Vec2Task, build_model, load_model
 RANDOM_PREFIX = "random:"
 
 
-def load_upstream(spec: str, seed: int = 0) -> Wav2Vec2Task:
+def load_upstream(spec: str, seed: int = 0, load: Callable[[str], Wav2Vec2Task] = load_model) -> Wav2Vec2Task:
     """The model ``spec`` names, in eval mode on the CPU.
 
-    spec: a ds_w2v model file, a run directory (its best checkpoint, else its latest), a local HF
-        wav2vec2 folder, ``random:PRESET`` (a fresh pretraining model of a preset) or
-        ``random:MODEL`` (MODEL's architecture with fresh weights); fresh weights are drawn
-        under ``torch.manual_seed(seed)``.
+    spec: what ``load`` reads (``load_model``: a ds_w2v model file or a local HF wav2vec2 folder;
+        ``ds_w2v.train.tasks.load_init``: also a run directory, its best checkpoint else its
+        latest), ``random:PRESET`` (a fresh pretraining model of a preset) or ``random:MODEL``
+        (MODEL's architecture with fresh weights); fresh weights are drawn under
+        ``torch.manual_seed(seed)``.
     Raises FileNotFoundError / ValueError naming the path and the reason.
     """
     if spec.startswith(RANDOM_PREFIX):
@@ -38,21 +42,12 @@ def load_upstream(spec: str, seed: int = 0) -> Wav2Vec2Task:
         else:
             if not Path(what).exists():
                 raise FileNotFoundError(f"{spec}: {what!r} is neither a preset ({', '.join(PRESETS)}) nor a model path")
-            config = _load(what).config
+            config = load(what).config
         torch.manual_seed(seed)
         model = build_model(config, "pretrain")
     else:
-        model = _load(spec)
+        model = load(spec)
     return model.eval()
-
-
-def _load(spec: str) -> Wav2Vec2Task:
-    from ..train.checkpoint import is_run_dir, model_from_run
-
-    path = Path(spec)
-    if is_run_dir(path):
-        return model_from_run(path)
-    return load_model(path)
 
 
 def model_fingerprint(model: Wav2Vec2Task) -> str:
