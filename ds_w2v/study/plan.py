@@ -1,0 +1,331 @@
+"""The study's plan, typed: which corpora, which pretraining, which fine-tune arms with which
+learning-rate grid, seeds and budgets, which probes. Nothing here runs anything; ``runner.py``
+turns a plan into jobs, ``estimate`` turns it into minutes.
+
+Three plans ship: :func:`quick_plan` (minutes; the test runs it end to end), :func:`default_plan`
+(<= 90 min on 2 CPU cores: ``bash launch/study.sh``) and :func:`search_plan` (``--search``: the
+small recorded search over pretraining settings, one factor at a time around the tiny recipe).
+
+Fairness rules every plan keeps (issue 12, item 4): within a task every arm (pretrained / random
+init x 100 % / 10 % labels) has the same recipe, updates and audio per update; each arm's lr is
+chosen from the same grid by its own dev metric (seed ``seeds[0]``), then the chosen lr runs
+again with the other seeds; test is read only from the chosen runs.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A fine-tuning task of the study: a trainer command on one of the corpora."""
+
+    name: str
+    command: str
+    """The ``ds-w2v`` sub-command (``finetune-ctc``, ``finetune-cls``)."""
+    recipe: str
+    corpus: str
+    """``timit`` (read speech) or ``ravdess`` (emotion): a key of :class:`Corpora`' shard dirs."""
+    metric: str
+    """The dev metric choosing the lr and checkpoint, and the test metric reported (results.json)."""
+    higher_is_better: bool
+    overrides: tuple[str, ...] = ()
+
+
+TASKS: dict[str, TaskSpec] = {
+    "chars": TaskSpec("chars", "finetune-ctc", "finetune_ctc_tiny", "timit", "cer", False),
+    "phones": TaskSpec("phones", "finetune-ctc", "finetune_ctc_tiny", "timit", "per", False, ("data.target=phones",)),
+    "emotion": TaskSpec("emotion", "finetune-cls", "finetune_cls_tiny", "ravdess", "acc", True),
+}
+INITS = ("pretrained", "random")
+PRETRAIN_RECIPE = "pretrain_tiny"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of the ablation: a task, an initialisation, a share of the labelled utterances."""
+
+    task: str
+    init: str
+    labels: float
+    """Share of the train utterances kept (1.0 or 0.1; dev and test stay whole)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"arm task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.init not in INITS:
+            raise ValueError(f"arm init {self.init!r} is not one of {', '.join(INITS)}")
+        if not 0 < self.labels <= 1:
+            raise ValueError(f"arm labels {self.labels} is not a share in (0, 1]")
+
+    @property
+    def pct(self) -> str:
+        return f"{100 * self.labels:g} %"
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}, {self.init}, {self.pct}"
+
+    @property
+    def tag(self) -> str:
+        """A file-name form of :attr:`name`: ``phones_random_10pct``."""
+        return f"{self.task}_{self.init}_{100 * self.labels:g}pct"
+
+
+@dataclass(frozen=True)
+class FinetuneBudget:
+    """Updates and audio per update of every run of a task (the same for all its arms)."""
+
+    updates: int
+    batch_s: float
+    """Audio-seconds per update, one micro-batch (global_batch_s = data.batch_s)."""
+    evals: int = 4
+    """Dev evaluations per run, evenly spaced; the best one's checkpoint is scored on test."""
+
+    def overrides(self) -> list[str]:
+        every = max(1, self.updates // self.evals)
+        return [f"max_updates={self.updates}", f"global_batch_s={self.batch_s:g}", f"data.batch_s={self.batch_s:g}",
+                f"eval_every={every}", f"save_every={every}", "log_every=10", "keep_last=1"]
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """One self-supervised pretraining run of tiny, probed every ``probe_every`` updates."""
+
+    name: str
+    updates: int
+    probe_every: int
+    batch_s: float = 32.0
+    """Audio-seconds per update (two 16 s micro-batches, as pretrain_tiny)."""
+    warmup: int = 50
+    overrides: tuple[str, ...] = ()
+    """Recipe changes (``model.overrides.mask_prob=0.5``): the search's variants."""
+    unlabeled: tuple[str, ...] = ("extra",)
+    """Unlabelled corpora mixed with the labelled read speech's train split (:class:`Corpora`)."""
+    note: str = ""
+
+    def trainer_overrides(self) -> list[str]:
+        return [f"max_updates={self.updates}", f"global_batch_s={self.batch_s:g}", f"data.batch_s={self.batch_s / 2:g}",
+                f"schedule.warmup_updates={self.warmup}", f"probe_every={self.probe_every}",
+                f"eval_every={self.probe_every}", f"save_every={self.probe_every}", "keep_last=1", *self.overrides]
+
+
+@dataclass(frozen=True)
+class UnlabeledSet:
+    """Extra read speech for pretraining only: a TIMIT-layout synthesis with its own seed (other
+    voices and sentences than the labelled set), every split of it used as unlabelled audio."""
+
+    name: str
+    speakers: int
+    sentences_per_speaker: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Corpora:
+    """What ``ds-w2v synth`` makes: the labelled read speech (TIMIT layout), the unlabelled
+    sets, the emotion corpus (RAVDESS layout)."""
+
+    timit_speakers: int | None = None
+    """None: ``timit_hours`` (the demo's 2 h, 215 speakers, ~1 h of train)."""
+    timit_hours: float = 2.0
+    unlabeled: tuple[UnlabeledSet, ...] = (UnlabeledSet("extra", 600, 6, 1),)
+    ravdess_actors: str | None = None
+    """None: all 24 actors (18 train, 2 dev, 4 test)."""
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """The probe rows (``ds-w2v probe``) and the curve during pretraining."""
+
+    max_utterances: int = 300
+    """Per split of each corpus for the ``ds-w2v probe`` rows (train fits, test scores; PR/ER's
+    epochs chosen on dev)."""
+    seeds: tuple[int, ...] = (0, 1)
+    """Probe seeds; for ``random:tiny`` also the weights' seed (two random-init models)."""
+    curve_utterances: int = 60
+    """``probe.max_utterances`` of the curve during pretraining (train -> dev frames)."""
+    epochs: int | None = None
+    """None: each protocol's own."""
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    name: str
+    corpora: Corpora
+    pretrain: PretrainSpec
+    budgets: Mapping[str, FinetuneBudget]
+    lrs: Mapping[str, tuple[float, ...]]
+    """The lr grid of each task: the same for every arm of the task."""
+    seeds: tuple[int, ...] = (1, 2)
+    """The grid runs with ``seeds[0]``; the chosen lr runs again with each of the others."""
+    tasks: tuple[str, ...] = tuple(TASKS)
+    inits: tuple[str, ...] = INITS
+    label_shares: tuple[float, ...] = (1.0, 0.1)
+    probe: ProbeSpec = field(default_factory=ProbeSpec)
+    hf_reference: bool = True
+    """A plain-torch pretraining of HF's Wav2Vec2ForPreTraining on the same recipe and stream."""
+    hf_updates: int | None = None
+    """The HF reference's first that many updates of the pretraining's schedule (None: all of
+    it): it runs ~3.5x slower than ours on a CPU (:class:`Timings`)."""
+    search: tuple[PretrainSpec, ...] = ()
+    """``--search``: pretraining variants probed side by side (no fine-tunes)."""
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            if task not in self.budgets or not self.lrs.get(task):
+                raise ValueError(f"plan {self.name}: task {task} needs a budget and a non-empty lr grid")
+        if not self.seeds:
+            raise ValueError(f"plan {self.name}: no seeds")
+
+    @property
+    def arms(self) -> list[Arm]:
+        return [Arm(t, i, s) for t, s, i in itertools.product(self.tasks, self.label_shares, self.inits)]
+
+    @property
+    def num_finetunes(self) -> int:
+        return sum(len(self.lrs[a.task]) + len(self.seeds) - 1 for a in self.arms)
+
+
+# --- the plans ---------------------------------------------------------------------------------
+def quick_plan() -> StudyPlan:
+    """Minutes on 2 cores: small corpora, every kind of job once with tiny budgets, 1 lr, 2 seeds
+    (so the spread code runs), the HF reference included. Its numbers mean nothing."""
+    return StudyPlan(
+        name="quick",
+        corpora=Corpora(timit_speakers=30, unlabeled=(UnlabeledSet("extra", 40, 4, 1),), ravdess_actors="1,19,21"),
+        pretrain=PretrainSpec("pretrain", updates=6, probe_every=3, batch_s=16.0, warmup=2),
+        budgets={t: FinetuneBudget(updates=3, batch_s=8.0, evals=1) for t in TASKS},
+        lrs={"chars": (2e-3,), "phones": (2e-3,), "emotion": (1e-3,)},
+        seeds=(1, 2),
+        probe=ProbeSpec(max_utterances=12, seeds=(0,), curve_utterances=8, epochs=2),
+    )
+
+
+# Measured on 2 CPU cores (2026-12-01, two runs side by side, one torch thread each, bf16; the
+# figures of :class:`Timings`): pretraining 0.65 s per 32 audio-s update, a curve probe 5-6 s
+# (60 + 60 utterances); fine-tuning at 8 audio-s per update 0.30 s (CTC) and 0.28 s
+# (classification); a run's start-up ~12 s; a dev evaluation 3-5 s; the HF reference 2.3 s per
+# 32 audio-s update; a `ds-w2v probe` row 128 s. What the fine-tune budgets buy (random init,
+# finetune_ctc_tiny at lr 2e-3): phones leave the all-blank plateau after ~2,000 audio-s (dev
+# PER 98 % at update 200, 78 % at 250, 75 % at 400 of 8 s updates); characters had not left it
+# after 3,200 audio-s (400 x 8 s: dev CER 100 %) nor 4,000 (250 x 16 s), so their rows may stay
+# at 100 % CER from random init at this budget -- the demo's 9,600 audio-s reach 72 %.
+def default_plan() -> StudyPlan:
+    """``bash launch/study.sh``: the <= 90 min plan on 2 CPU cores. ``estimate`` (``python -m
+    ds_w2v.study --estimate``) from the figures above, in run-slot minutes:
+
+        pretraining   1,200 x 32 s x 0.65/32 s/s = 13.0 + 13 probes x 6 s + 12 evals x 4 s    = 15.3
+        HF reference  400 x 32 s x 0.65/32 x 3.5 = 15.2 + 5 probes x 12 s                     = 16.4
+        fine-tunes    per arm 3 lrs + 1 seed = 4 runs; per run 12 s + 5 evals x 4 s +
+                      chars / phones 400 x 8 s x 0.30/8 = 120 s (2.5 min), emotion 250 x 8 s x
+                      0.28/8 = 70 s (1.7 min); 16 runs each: 40.5 + 40.5 + 27.2               = 108.3
+        probe rows    (2 pretrained + 2 random + 1 HF) x 128 s + 2 ceilings x 51 s            =  12.4
+        total 152.3 slot-min / 2 slots + 1 min of corpora                                    = ~77 min
+    """
+    return StudyPlan(
+        name="default",
+        corpora=Corpora(),
+        # 1,200 updates x 32 audio-s = 10.7 h of audio seen (the demo: 500 updates, 4.4 h)
+        pretrain=PretrainSpec("pretrain", updates=1200, probe_every=100, warmup=100),
+        # 8 audio-s updates: at equal audio, twice the updates of 16 s ones for the same compute
+        budgets={"chars": FinetuneBudget(updates=400, batch_s=8.0),
+                 "phones": FinetuneBudget(updates=400, batch_s=8.0),
+                 "emotion": FinetuneBudget(updates=250, batch_s=8.0)},
+        # factor-2 grids around the tiny recipes' lrs (finetune_ctc_tiny 2e-3, finetune_cls_tiny 1e-3)
+        lrs={"chars": (1e-3, 2e-3, 4e-3), "phones": (1e-3, 2e-3, 4e-3), "emotion": (5e-4, 1e-3, 2e-3)},
+        seeds=(1, 2),
+        probe=ProbeSpec(max_utterances=300, seeds=(0, 1)),
+        hf_updates=400,
+    )
+
+
+def search_plan(updates: int = 800, probe_every: int = 100) -> StudyPlan:
+    """``--search``: one factor at a time around the tiny recipe (``base``), each variant one
+    pretraining of ``updates`` with its probe curve; ranked by the last probe (dev frames)."""
+    base = default_plan()
+    p = PretrainSpec("base", updates=updates, probe_every=probe_every, warmup=100)
+    # BASE's seven conv layers (kernel, stride) at 256 channels (tiny: 128)
+    kernels = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))
+    wide_conv = "[" + ",".join(f"[256,{k},{s}]" for k, s in kernels) + "]"
+    variants = [
+        p,
+        replace(p, name="lr5e-4", overrides=("optim.lr=5.0e-4",)),
+        replace(p, name="lr2e-3", overrides=("optim.lr=2.0e-3",)),
+        replace(p, name="warmup25", warmup=25),
+        replace(p, name="warmup300", warmup=300),
+        replace(p, name="mask0.5x5", overrides=("model.overrides.mask_prob=0.5", "model.overrides.mask_length=5")),
+        replace(p, name="mask0.8x10", overrides=("model.overrides.mask_prob=0.8",)),
+        replace(p, name="codebook2x64", overrides=("model.overrides.latent_vars=64",)),
+        replace(p, name="codebook1x320", overrides=("model.overrides.latent_groups=1",)),
+        replace(p, name="codedim256", overrides=("model.overrides.latent_dim=256", "model.overrides.final_dim=256")),
+        replace(p, name="negatives20", overrides=("model.overrides.num_negatives=20",)),
+        replace(p, name="negatives50", overrides=("model.overrides.num_negatives=50",)),
+        replace(p, name="featgrad1.0", overrides=("model.overrides.feature_grad_mult=1.0",)),
+        # pretrain_tiny anneals 2 -> 0.5 by update ~140 (decay 0.99); slower: by ~1,400; BASE's: never here
+        replace(p, name="gumbel0.999", overrides=("model.overrides.latent_temp=[2.0,0.5,0.999]",)),
+        replace(p, name="gumbel_base", overrides=("model.overrides.latent_temp=[2.0,0.5,0.999995]",)),
+        replace(p, name="conv256", overrides=(f"model.overrides.conv_layers={wide_conv}",)),
+        replace(p, name="labelled_only", unlabeled=()),
+        replace(p, name="more_speakers", unlabeled=("extra", "extra_more")),
+    ]
+    corpora = replace(base.corpora, unlabeled=(*base.corpora.unlabeled, UnlabeledSet("extra_more", 1200, 6, 2)))
+    return replace(base, name="search", corpora=corpora, search=tuple(variants), hf_reference=False)
+
+
+PLANS = {"quick": quick_plan, "default": default_plan, "search": search_plan}
+
+
+# --- cost ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timings:
+    """Measured seconds on 2 CPU cores, one torch thread per run, two runs side by side (the
+    comment above :func:`default_plan`). Per-update figures scale with the audio per update."""
+
+    pretrain_update_per_audio_s: float = 0.65 / 32
+    ctc_update_per_audio_s: float = 0.30 / 8
+    cls_update_per_audio_s: float = 0.28 / 8
+    hf_over_ours: float = 3.5
+    """HF's Wav2Vec2ForPreTraining in ``hf_reference.py`` (bf16 autocast, fp32 weights: 2.3 s
+    per 32 audio-s update alone, fp32 2.9 s) vs ours under DeepSpeed bf16 (0.65 s). HF scores
+    every frame against its negatives where ours scores the masked ones."""
+    curve_probe_s: float = 6.0
+    startup_s: float = 12.0
+    eval_s: float = 4.0
+    probe_row_s: float = 128.0
+    """One ``ds-w2v probe`` row of tiny, 300 utterances per split of both corpora (features ~80 s
+    of it, then linear + PR + ER), measured alone; a ceiling row (linear protocol, read speech
+    only) ~40 % of it."""
+    data_s: float = 60.0
+    """Synthesis + preparation of the default corpora (2 h + 2.2 h of read speech, RAVDESS)."""
+
+
+def estimate(plan: StudyPlan, t: Timings = Timings(), slots: int = 2) -> dict[str, float]:
+    """Seconds of each part of ``plan`` in run-slot time, and the wall time on ``slots`` side by
+    side (run-slot total / slots, plus the data, which runs first with every core)."""
+    pt = plan.pretrain
+    pt_probes = pt.updates // pt.probe_every + 1
+    pretrain_s = (t.startup_s + pt.updates * pt.batch_s * t.pretrain_update_per_audio_s + pt_probes * t.curve_probe_s
+                  + (pt_probes - 1) * t.eval_s)
+    hf_updates = min(plan.hf_updates or pt.updates, pt.updates)
+    hf_s = (hf_updates * pt.batch_s * t.pretrain_update_per_audio_s * t.hf_over_ours
+            + (hf_updates // pt.probe_every + 1) * 2 * t.curve_probe_s + t.startup_s) if plan.hf_reference else 0.0
+    per_update = {"finetune-ctc": t.ctc_update_per_audio_s, "finetune-cls": t.cls_update_per_audio_s}
+    finetune_s = 0.0
+    for arm in plan.arms:
+        b, task = plan.budgets[arm.task], TASKS[arm.task]
+        run_s = t.startup_s + b.updates * b.batch_s * per_update[task.command] + (b.evals + 1) * t.eval_s
+        finetune_s += run_s * (len(plan.lrs[arm.task]) + len(plan.seeds) - 1)
+    search_s = sum(t.startup_s + v.updates * v.batch_s * t.pretrain_update_per_audio_s
+                   + (v.updates // v.probe_every + 1) * (t.curve_probe_s + t.eval_s) for v in plan.search)
+    if plan.search:  # the search plan runs only its variants
+        pretrain_s = hf_s = finetune_s = 0.0
+    ceiling = len(plan.seeds) if Arm("phones", "pretrained", 1.0) in plan.arms else 0
+    row_s = t.startup_s + (t.probe_row_s - t.startup_s) * plan.probe.max_utterances / 300  # measured at 300
+    probes_s = 0.0 if plan.search else row_s * (2 * len(plan.probe.seeds) + bool(plan.hf_reference)) \
+        + 0.4 * row_s * ceiling
+    slot_s = pretrain_s + hf_s + finetune_s + probes_s + search_s
+    return {"data_s": t.data_s, "pretrain_s": pretrain_s, "hf_reference_s": hf_s, "finetune_s": finetune_s,
+            "probes_s": probes_s, "search_s": search_s, "slot_s": slot_s, "wall_s": t.data_s + slot_s / slots}

@@ -1,0 +1,342 @@
+"""``results/STUDY.md`` (and ``SEARCH.md`` for ``--search``) from a :class:`StudyOutcome`: the
+goals with PASS / MISS computed from the figures, the probe rows beside the fine-tune rows, each
+row's mean and spread over seeds with n, the lr each arm chose, the curve of probe accuracy
+against pretraining updates, the settings and wall times, and how to rerun. Every figure comes
+from the runs' files through ``runner.Study.collect``; nothing is typed in by hand.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from .curves import gain_per_update
+from .goals import PROBE_GAIN, Goal, linear_best_acc, per_goal, probe_goal
+from .plan import TASKS
+from .runner import StudyOutcome
+from .selection import ArmSummary, Spread, ratio
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def _spread(s: Spread, scale: float = 100.0, unit: str = " %") -> str:
+    """``mean ± std [min..max] (n)``; one value: the value (n=1)."""
+    if s.mean is None:
+        return "-"
+    if s.n == 1:
+        return f"{scale * s.mean:.1f}{unit} (n=1)"
+    return (f"{scale * s.mean:.1f} ± {scale * s.std:.1f}{unit} [{scale * s.min:.1f}..{scale * s.max:.1f}] "
+            f"(n={s.n})")
+
+
+def _hms(seconds: float | None) -> str:
+    if not seconds:
+        return "-"
+    s = int(round(seconds))
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def goals(outcome: StudyOutcome) -> list[Goal]:
+    return [probe_goal(outcome.probes.get("pretrained", []), outcome.probes.get("random init", [])),
+            per_goal(outcome.arms)]
+
+
+def _probe_figure(results: Sequence[dict], protocol: str, key: str) -> Spread:
+    vals = []
+    for r in results:
+        for data in (r.get("datasets") or {}).values():
+            if protocol in data:
+                vals.append(data[protocol][key])
+                break
+    return Spread.of(vals)
+
+
+def _best_layers(results: Sequence[dict]) -> str:
+    layers = []
+    for r in results:
+        for data in (r.get("datasets") or {}).values():
+            if "linear" in data:
+                layers.append(data["linear"]["best_layer"])
+                break
+    return ", ".join(dict.fromkeys(layers)) or "-"
+
+
+def probe_table(outcome: StudyOutcome) -> list[str]:
+    lines = ["| upstream | n | linear phone probe, best layer (test frames) | best layer | SUPERB PR: PER (test) "
+             "| SUPERB ER: accuracy (test) |", "|---|---|---|---|---|---|"]
+    for kind, results in outcome.probes.items():
+        lines.append(f"| {kind} | {len(results)} | {_spread(linear_best_acc(results))} | {_best_layers(results)} | "
+                     f"{_spread(_probe_figure(results, 'pr', 'per'))} | "
+                     f"{_spread(_probe_figure(results, 'er', 'acc'))} |")
+    any_result = next(iter(outcome.probes.values()), [])
+    majority = _probe_figure(any_result, "linear", "majority_acc")
+    chance = _probe_figure(any_result, "er", "chance")
+    if majority.mean is not None:
+        lines += ["", f"Majority phone of the train frames: {_pct(majority.mean)} of the test frames"
+                      + (f"; ER chance {_pct(chance.mean)}." if chance.mean is not None else ".")]
+    return lines
+
+
+BLANK = 0.99  # a CTC error rate this high: the output is (nearly) all blank, the row measures nothing
+
+
+def _blank(a: ArmSummary) -> bool:
+    return not a.higher_is_better and a.metric in ("cer", "per", "wer") and (a.test.mean or 0) >= BLANK
+
+
+def _arm_row(a: ArmSummary) -> str:
+    grid = ", ".join(f"{p.lr:g}: {'diverged' if p.dev is None else _pct(p.dev)}" for p in a.grid)
+    mark = " †" if _blank(a) else ""
+    return (f"| {a.arm.init} | {a.arm.pct} | {grid} | **{a.chosen_lr:g}** | {_spread(a.dev)} | "
+            f"{_spread(a.test)}{mark} | {_hms(a.wall_s)} |")
+
+
+def finetune_tables(outcome: StudyOutcome) -> list[str]:
+    lines = []
+    for task in outcome.plan.tasks:
+        arms = [a for a in outcome.arms if a.arm.task == task]
+        if not arms:
+            continue
+        spec, budget = TASKS[task], outcome.plan.budgets[task]
+        m = spec.metric.upper()
+        lines += [f"### {task} ({spec.command}{' ' + ' '.join(spec.overrides) if spec.overrides else ''}), "
+                  f"{m} ({'higher' if spec.higher_is_better else 'lower'} is better)", "",
+                  f"Every run: {budget.updates} updates x {budget.batch_s:g} audio-s, recipe `{spec.recipe}` at the "
+                  f"lr of its column; dev {m} chose the lr (seed {outcome.plan.seeds[0]}) and each run's checkpoint.",
+                  "", f"| init | labels | lr grid: best dev {m} | chosen lr | dev {m} | test {m} | wall (all runs) |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [_arm_row(a) for a in arms]
+        if any(_blank(a) for a in arms):
+            lines.append(f"\n† test {m} >= {100 * BLANK:.0f} %: the CTC output is still (nearly) all blank after this "
+                         "budget; such a row says nothing about pretraining.")
+        for share in outcome.plan.label_shares:
+            pre = next((a for a in arms if a.arm.init == "pretrained" and a.arm.labels == share), None)
+            rnd = next((a for a in arms if a.arm.init == "random" and a.arm.labels == share), None)
+            if pre and rnd and ratio(pre.test, rnd.test) is not None:
+                lines.append(f"\n{100 * share:g} % of the labels: pretrained / random init test {m} = "
+                             f"{ratio(pre.test, rnd.test):.2f}")
+        lines.append("")
+    return lines
+
+
+def curve_lines(outcome: StudyOutcome) -> list[str]:
+    lines = []
+    for name, points in outcome.curves.items():
+        if not points:
+            continue
+        cells = ", ".join(f"{p.update}: {_pct(p.acc)}" for p in points)
+        slope = gain_per_update(points)
+        lines.append(f"- **{name}** (best layer's dev frame accuracy, update: accuracy): {cells}")
+        if slope is not None:
+            lines.append(f"  - slope over the curve's last half: {100 * slope * 1000:+.2f} points per 1,000 updates; "
+                         f"from update 0 to {points[-1].update}: {100 * (points[-1].acc - points[0].acc):+.1f} points")
+    return lines
+
+
+def scale_note(outcome: StudyOutcome, goal: Goal) -> list[str]:
+    """For a missed probe goal: the evidence of what it would take, read off the curve."""
+    points = outcome.curves.get("ds_w2v") or []
+    if goal.passed is not False or goal.value is None or len(points) < 2:
+        return []
+    slope = gain_per_update(points)
+    missing = PROBE_GAIN - goal.value
+    out = [f"The probe goal is missed by {100 * missing:.1f} points after {points[-1].update} updates."]
+    if slope and slope > 0:
+        more = missing / slope
+        out.append(f"At the slope of the curve's last half ({100 * slope * 1000:+.2f} points per 1,000 updates) it "
+                   f"would take ~{more:,.0f} more updates of the same recipe -- a straight line drawn through a "
+                   "curve that usually flattens, so a lower bound on the scale, not a forecast.")
+    else:
+        out.append("The curve is flat or falling at its end: more updates of this recipe alone do not close it; the "
+                   "search (`--search`, SEARCH.md) is where a recipe that learns at this size is looked for.")
+    return out
+
+
+def _plots(outcome: StudyOutcome, results: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    files = []
+    if any(outcome.curves.values()):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, points in outcome.curves.items():
+            if points:
+                ax.plot([p.update for p in points], [100 * p.acc for p in points], marker="o", label=name)
+        majority = next((p.majority for pts in outcome.curves.values() for p in pts if p.majority is not None), None)
+        if majority is not None:
+            ax.axhline(100 * majority, color="grey", linestyle=":", label="majority phone")
+        ax.set_xlabel("pretraining update")
+        ax.set_ylabel("linear phone probe, best layer (% dev frames)")
+        ax.set_title("Probe accuracy against pretraining updates")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(results / "probe_curve.png", dpi=100)
+        plt.close(fig)
+        files.append("probe_curve.png")
+    tasks = [t for t in outcome.plan.tasks if any(a.arm.task == t for a in outcome.arms)]
+    if tasks:
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
+        for ax, task in zip(axes[0], tasks):
+            arms = [a for a in outcome.arms if a.arm.task == task and a.test.mean is not None]
+            xs = range(len(arms))
+            means = [100 * a.test.mean for a in arms]
+            err = [[100 * (a.test.mean - a.test.min) for a in arms], [100 * (a.test.max - a.test.mean) for a in arms]]
+            ax.bar(xs, means, yerr=err, capsize=4,
+                   color=["tab:blue" if a.arm.init == "pretrained" else "tab:orange" for a in arms])
+            ax.set_xticks(list(xs), [f"{a.arm.init}\n{a.arm.pct}" for a in arms], fontsize=8)
+            ax.set_title(f"{task}: test {TASKS[task].metric.upper()} (bars: min..max over seeds)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(results / "finetune_arms.png", dpi=100)
+        plt.close(fig)
+        files.append("finetune_arms.png")
+    return files
+
+
+def _corpora_lines(outcome: StudyOutcome) -> list[str]:
+    lines = []
+    for name, splits in outcome.corpora.items():
+        cells = ", ".join(f"{s} {n:,} utt / {h:.2f} h" for s, (n, h) in splits.items())
+        lines.append(f"- `{name}`: {cells}")
+    return lines
+
+
+def write_study(outcome: StudyOutcome, results: str | Path) -> str:
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    plan = outcome.plan
+    gs = goals(outcome)
+    lines = ["# Study: does self-supervised pretraining help tiny at CPU scale?", "",
+             f"Made by `{outcome.command}` (`python -m ds_w2v.study`, plan `{plan.name}`); every figure below is read "
+             "from the runs' `results.json` and `metrics.jsonl` by `ds_w2v/study/`. Rerun the same command to "
+             "reproduce it (finished runs are reused; delete the runs folder to start over).", "",
+             "## Goals", "", "| goal | target | measured | verdict |", "|---|---|---|---|"]
+    lines += [f"| {g.name} | {g.target} | {g.measured} | **{g.verdict}** |" for g in gs]
+    lines.append("")
+    lines += scale_note(outcome, gs[0])
+    lines += ["", "## Probes of the frozen upstream", "",
+              "`ds-w2v probe` (CPC linear phone probe per layer, SUPERB PR and ER heads) of the pretrained model, "
+              "of random-init models (`random:tiny`, one per seed), of the HF reference pretraining, and the "
+              "ceiling: the same linear probe of the phone-CTC fine-tuned model (pretrained, all labels, chosen lr) "
+              f"-- the headroom the gap is read against. {plan.probe.max_utterances} utterances per split; the "
+              "linear probe chooses nothing on any split, PR / ER choose their epoch on dev; n = probe seeds (for "
+              "random init also the weights' seed; the pretrained model is one pretraining run).", ""]
+    lines += probe_table(outcome)
+    lines += ["", "## Probe accuracy against pretraining updates", "",
+              f"The trainer's `probe_every` ({plan.pretrain.probe_every} updates): a linear probe per layer on the "
+              f"first {plan.probe.curve_utterances} train utterances, scored on as many dev utterances (a fixed "
+              "subset, so the points compare like with like; update 0 is the initialisation).", ""]
+    lines += curve_lines(outcome)
+    lines += ["", "## Fine-tuning: pretrained vs random init, all labels vs 10 %", "",
+              f"Each row: its lr chosen on dev from the grid (seed {plan.seeds[0]}, equal budget), then the chosen lr "
+              f"with seeds {', '.join(map(str, plan.seeds[1:])) or '-'}; mean ± std [min..max] over the chosen runs "
+              "(n seeds); test read once, from those runs' best-on-dev checkpoints. \"10 %\" keeps a seeded tenth "
+              "of the train utterances (the demo's choice), dev and test whole. From random initialisation every "
+              "parameter trains; the tiny recipes train the conv encoder in every row.", ""]
+    lines += finetune_tables(outcome)
+    lines += ["## Settings", "",
+              f"- pretraining: {plan.pretrain.updates} updates x {plan.pretrain.batch_s:g} audio-s "
+              f"({plan.pretrain.updates * plan.pretrain.batch_s / 3600:.1f} h of audio seen), warm-up "
+              f"{plan.pretrain.warmup}, recipe `pretrain_tiny`"
+              + (f" + {', '.join(plan.pretrain.overrides)}" if plan.pretrain.overrides else "")
+              + ", on the labelled read speech's train split mixed with "
+              + (", ".join(plan.pretrain.unlabeled) or "nothing"),
+              "- lr grids: " + "; ".join(f"{t} {', '.join(f'{x:g}' for x in plan.lrs[t])}" for t in plan.tasks),
+              f"- seeds: {', '.join(map(str, plan.seeds))}; probe seeds: {', '.join(map(str, plan.probe.seeds))}",
+              "- corpora (synthetic, `ds-w2v synth` + `prepare`):"]
+    lines += ["  " + x for x in _corpora_lines(outcome)]
+    hf = outcome.runs.get("hf_reference") or {}
+    if hf and not hf.get("skipped"):
+        lines.append(f"- HF reference: {hf.get('implementation')}, transformers {hf.get('transformers')}, "
+                     f"{hf.get('updates')} updates, {hf.get('precision')} (`ds_w2v/study/hf_reference.py`)")
+    lines += ["", "## Wall time", ""]
+    labels = {"data_s": "corpora (synth + prepare, or reused)", "pretrain": "pretraining", "hf_reference":
+              "HF reference pretraining", "fine-tunes": "fine-tunes (every run)", "probes": "probe rows"}
+    order = sorted((k for k in outcome.wall if k != "total_s"), key=lambda k: k != "data_s")
+    lines += [f"- {labels.get(k, k)}: {_hms(outcome.wall[k])}" for k in order]
+    lines.append(f"- **total: {_hms(outcome.wall.get('total_s'))}** (job times are summed; two run side by side)")
+    if outcome.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in outcome.notes]
+    plots = _plots(outcome, results)
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    lines.append("")
+    text = "\n".join(lines)
+    (results / "STUDY.md").write_text(text)
+    (results / "study.json").write_text(json.dumps(
+        {"plan": plan.name, "goals": [asdict(g) for g in gs], "arms": [asdict(a) for a in outcome.arms],
+         "probes": outcome.probes, "curves": {k: [asdict(p) for p in v] for k, v in outcome.curves.items()},
+         "wall": outcome.wall, "notes": outcome.notes}, indent=1, default=str))
+    return text
+
+
+def write_search(outcome: StudyOutcome, results: str | Path) -> str:
+    """SEARCH.md: one row per pretraining variant, best last probe first."""
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    variants = {v.name: v for v in outcome.plan.search}
+    rows = []
+    for name, points in outcome.curves.items():
+        last = points[-1] if points else None
+        best = max(points, key=lambda p: p.acc) if points else None
+        rows.append((last.acc if last else -1.0, name, points, last, best))
+    rows.sort(key=lambda r: -r[0])
+    base = next((r for r in rows if r[1] == "base"), None)
+    lines = ["# Search: what makes self-supervised learning start at tiny's size", "",
+             f"Made by `{outcome.command}` (`python -m ds_w2v.study --search`): one factor at a time around the "
+             "tiny recipe (`base`), each variant one pretraining with the trainer's probe curve (linear phone probe, "
+             "best layer, dev frames: the search never reads test). Ranked by the last probe; finished variants are "
+             "reused on a rerun.", "",
+             "| variant | change | updates | probe at update 0 | last probe | vs base | best probe (update) | "
+             "dev contrastive acc | wall |", "|---|---|---|---|---|---|---|---|---|"]
+    base_spec = variants.get("base")
+    for _, name, points, last, best in rows:
+        res = outcome.runs.get(name) or {}
+        vs = "-" if not (base and last and base[3]) else f"{100 * (last.acc - base[3].acc):+.1f}"
+        lines.append(f"| {name} | {_change(variants.get(name), base_spec)} | {last.update if last else '-'} | "
+                     f"{_pct(points[0].acc) if points else '-'} | {_pct(last.acc if last else None)} | {vs} | "
+                     f"{_pct(best.acc) + f' ({best.update})' if best else '-'} | {_pct(res.get('last_dev_acc'))} | "
+                     f"{_hms(res.get('wall_s'))} |")
+    lines += [""] + curve_lines(outcome)
+    plots = []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for _, name, points, _, _ in rows:
+            if points:
+                ax.plot([p.update for p in points], [100 * p.acc for p in points], marker=".", label=name)
+        ax.set_xlabel("pretraining update")
+        ax.set_ylabel("linear phone probe, best layer (% dev frames)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(results / "search_curves.png", dpi=100)
+        plt.close(fig)
+        plots.append("search_curves.png")
+    except ImportError:
+        pass
+    lines += ["", f"Total: {_hms(outcome.wall.get('total_s'))}."] + [f"\n![{p}]({p})" for p in plots] + [""]
+    text = "\n".join(lines)
+    (results / "SEARCH.md").write_text(text)
+    return text
+
+
+def _change(v, base) -> str:
+    """What a search variant changes from ``base``: its overrides, warm-up, unlabelled speech."""
+    if v is None:
+        return "-"
+    parts = list(v.overrides)
+    if base is not None and v.warmup != base.warmup:
+        parts.append(f"warm-up {v.warmup} (base {base.warmup})")
+    if base is not None and v.unlabeled != base.unlabeled:
+        parts.append(f"unlabelled: {', '.join(v.unlabeled)}" if v.unlabeled else "no unlabelled speech")
+    return ", ".join(f"`{p}`" for p in parts) or ("(the tiny recipe)" if v is base else "-")

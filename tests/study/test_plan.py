@@ -1,0 +1,109 @@
+"""The plans and the job graph they make, without running anything: every arm's grid and seeds,
+the dependencies, the overrides each run gets (lr, seed, budget, the dev metric that chooses),
+the HF reference on the same overrides as the pretraining, and the cost estimate's arithmetic."""
+import json
+
+import pytest
+
+from ds_w2v.data.shard_format import INDEX_FIELDS
+from ds_w2v.study.plan import TASKS, Arm, default_plan, estimate, quick_plan, search_plan
+from ds_w2v.study.runner import Study
+
+
+def fake_shards(tmp_path, names):
+    out = {}
+    for name in names:
+        d = tmp_path / name
+        d.mkdir()
+        index = {k: None for k in INDEX_FIELDS}
+        (d / "dataset.json").write_text(json.dumps({**index, "splits": {"train": {}, "test": {}}}))
+        out[name] = d
+    return out
+
+
+@pytest.fixture
+def study(tmp_path):
+    s = Study(default_plan(), tmp_path / "data", tmp_path / "runs", tmp_path / "results")
+    s.shards = fake_shards(tmp_path, ["timit", "extra", "ravdess", "timit_train10", "ravdess_train10"])
+    return s
+
+
+def _args(job):
+    return job.argv() if callable(job.argv) else job.argv
+
+
+def test_default_graph(study):
+    jobs = study.build_jobs()
+    names = [j.name for j in jobs]
+    assert names[:2] == ["pretrain", "hf_reference"]
+    plan = study.plan
+    grid = [j for j in jobs if " lr=" in j.name]
+    chosen = [j for j in jobs if "chosen lr" in j.name]
+    assert len(grid) == 12 * 3 and len(chosen) == 12 and plan.num_finetunes == 48
+    ceiling = [j for j in jobs if j.name.startswith("probe ceiling")]
+    assert len(ceiling) == 2 and all(set(j.needs) >= {"phones_pretrained_100pct chosen lr seed=2"} for j in ceiling)
+    for j in grid:
+        tag = j.name.split(" ")[0]
+        arm = next(a for a in plan.arms if a.tag == tag)
+        args = _args(j)
+        assert j.needs == (("pretrain",) if arm.init == "pretrained" else ())
+        assert f"best_metric={TASKS[arm.task].metric}" in args and "seed=1" in args
+        assert any(a.startswith("optim.lr=") for a in args)
+        assert f"max_updates={plan.budgets[arm.task].updates}" in args
+        assert (f"data.shards={study.shards['timit_train10']}" in args) == (arm.task != "emotion" and arm.labels < 1)
+        assert ("data.target=phones" in args) == (arm.task == "phones")
+        assert any(a.startswith("model.init=") for a in args) == (arm.init == "pretrained")
+    for j in chosen:  # waits for its own arm's grid, nothing else
+        tag = j.name.split(" ")[0]
+        assert set(j.needs) == {g.name for g in grid if g.name.startswith(tag + " ")}
+    pre, hf = _args(jobs[0]), _args(jobs[1])
+    assert "--stop-after" in hf and hf[hf.index("--stop-after") + 1] == "400"
+    common = [a for a in pre if not a.startswith("run_dir=")][5:]  # after bash _launch.sh pretrain --recipe R
+    assert all(a in hf for a in common) and "probe_every=100" in pre
+    mix = next(a for a in pre if a.startswith("data.train="))
+    assert f"{study.shards['timit']}:train" in mix and f"{study.shards['extra']}:test" in mix
+
+
+def test_chosen_job_resolves_from_the_grid(study):
+    jobs = {j.name: j for j in study.build_jobs()}
+    arm = Arm("phones", "random", 0.1)
+    job = jobs[f"{arm.tag} chosen lr seed=2"]
+    assert not job.cached() and not job.resolved  # the grid has not run
+    for lr, dev in ((1e-3, 0.9), (2e-3, 0.7), (4e-3, None)):
+        d = study.ft_dir(arm, lr, 1)
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"best_dev": dev} if dev else {"diverged": True}))
+    assert not job.cached() and job.resolved
+    assert job.run_dir == study.ft_dir(arm, 2e-3, 2) and "optim.lr=0.002" in job.argv and "seed=2" in job.argv
+
+
+def test_search_and_quick_plans(tmp_path):
+    plan = search_plan()
+    names = [v.name for v in plan.search]
+    assert names[0] == "base" and len(set(names)) == len(names)
+    s = Study(plan, tmp_path / "d", tmp_path / "r", tmp_path / "res")
+    s.shards = fake_shards(tmp_path, ["timit", "extra", "extra_more", "ravdess"])
+    jobs = s.build_jobs()
+    assert [j.name for j in jobs] == [f"search {n}" for n in names]
+    only = next(j for j in jobs if j.name == "search labelled_only")
+    assert next(a for a in _args(only) if a.startswith("data.train=")) == f"data.train=[{s.shards['timit']}:train]"
+    assert quick_plan().lrs["phones"] == (2e-3,) and len(quick_plan().seeds) == 2
+
+
+def test_estimate_fits_the_budget():
+    cost = estimate(default_plan())
+    assert cost["wall_s"] < 90 * 60  # the issue's budget on 2 cores
+    assert cost["slot_s"] == pytest.approx(sum(cost[k] for k in ("pretrain_s", "hf_reference_s", "finetune_s",
+                                                                  "probes_s", "search_s")))
+
+
+def test_every_search_variant_is_a_valid_recipe(tmp_path):
+    """Each variant's overrides load as the trainer loads them and build a model."""
+    from ds_w2v.models.wav2vec2 import build_model
+    from ds_w2v.train.config import load_config
+
+    for v in search_plan().search:
+        config = load_config("pretrain_tiny", [f"data.shards={tmp_path}", *v.trainer_overrides()])
+        model = build_model(config.model.preset, "pretrain", **config.model.overrides)
+        if v.name == "conv256":
+            assert model.config.conv_layers[0] == (256, 10, 5)

@@ -1,0 +1,90 @@
+"""STUDY.md and SEARCH.md from hand-made outcomes: the goals' PASS / MISS come from the figures
+(flip a figure, the verdict flips), rows show mean ± spread and n, the plots are written."""
+import dataclasses
+
+import pytest
+
+from ds_w2v.study.curves import ProbePoint
+from ds_w2v.study.goals import per_goal, probe_goal
+from ds_w2v.study.plan import Arm, default_plan, search_plan
+from ds_w2v.study.report import write_search, write_study
+from ds_w2v.study.runner import StudyOutcome
+from ds_w2v.study.selection import summarize_arm
+
+
+def probe_result(linear, per=None, er=None):
+    timit = {"linear": {"best_acc": linear, "best_layer": "layer2", "majority_acc": 0.30,
+                        "layers": {"conv": linear - 0.05, "layer2": linear}}}
+    if per is not None:
+        timit["pr"] = {"per": per}
+    out = {"datasets": {"shards/timit": timit}, "wall_s": 50.0}
+    if er is not None:
+        out["datasets"]["shards/ravdess"] = {"er": {"acc": er, "chance": 0.125}}
+    return out
+
+
+def arm(task, init, labels, tests, metric="per", higher=False):
+    grid = {1e-3: {"best_dev": 0.9, "test": {metric: 0.0}}, 2e-3: {"best_dev": 0.5, "test": {metric: tests[0]},
+                                                                  "wall_s": 60.0}}
+    seeds = {2 + i: {"best_dev": 0.5, "test": {metric: t}, "wall_s": 60.0} for i, t in enumerate(tests[1:])}
+    return summarize_arm(Arm(task, init, labels), metric, higher, grid, seeds, grid_seed=1)
+
+
+def outcome(pre_probe=(0.62, 0.60), rnd_probe=(0.40, 0.42), pre_per=(0.50, 0.54), rnd_per=(0.80, 0.84)):
+    plan = dataclasses.replace(default_plan(), tasks=("phones",))
+    o = StudyOutcome(plan)
+    o.arms = [arm("phones", "pretrained", 1.0, (0.40, 0.44)), arm("phones", "random", 1.0, (0.60, 0.64)),
+              arm("phones", "pretrained", 0.1, pre_per), arm("phones", "random", 0.1, rnd_per)]
+    o.probes = {"pretrained": [probe_result(a, per=0.6, er=0.5) for a in pre_probe],
+                "random init": [probe_result(a, per=0.9, er=0.2) for a in rnd_probe],
+                "ceiling (phone CTC)": [probe_result(0.81), probe_result(0.79)]}
+    o.curves = {"ds_w2v": [ProbePoint(0, 0.40, 1), ProbePoint(100, 0.45, 2), ProbePoint(200, 0.50, 3)]}
+    o.corpora = {"timit": {"train": [1136, 1.04], "dev": [128, 0.12]}}
+    o.wall = {"pretrain": 900.0, "fine-tunes": 3000.0, "data_s": 60.0, "total_s": 4000.0}
+    return o
+
+
+def test_goals_are_computed_from_the_figures():
+    o = outcome()
+    assert probe_goal(o.probes["pretrained"], o.probes["random init"]).verdict == "PASS"  # 61 - 41 = 20 points
+    assert per_goal(o.arms).verdict == "PASS" and per_goal(o.arms).value == pytest.approx(0.52 / 0.82)
+    o = outcome(pre_probe=(0.50, 0.52), pre_per=(0.70, 0.74))
+    assert probe_goal(o.probes["pretrained"], o.probes["random init"]).verdict == "MISS"  # 10 points
+    assert per_goal(o.arms).verdict == "MISS"  # 0.72 / 0.82 = 0.88
+    assert per_goal([]).verdict == "n/a" and probe_goal([], []).verdict == "n/a"
+
+
+def test_study_md(tmp_path):
+    text = write_study(outcome(pre_probe=(0.50, 0.52)), tmp_path)
+    assert (tmp_path / "STUDY.md").read_text() == text
+    # goals: computed verdicts in the table
+    assert "| linear phone probe |" in text and "**MISS**" in text and "**PASS**" in text
+    assert "51.0 % - 41.0 % = +10.0 points" in text
+    assert "The probe goal is missed by 5.0 points after 200 updates" in text
+    # probe rows with n and spread, the ceiling beside them
+    assert "| pretrained | 2 | 51.0 ± 1.4 % [50.0..52.0] (n=2) | layer2 |" in text
+    assert "| ceiling (phone CTC) | 2 | 80.0 ± 1.4 % [79.0..81.0] (n=2)" in text
+    # fine-tune rows: grid, chosen lr, dev and test spread over seeds
+    assert "| pretrained | 10 % | 0.001: 90.0 %, 0.002: 50.0 % | **0.002** | 50.0 ± 0.0 % [50.0..50.0] (n=2) | " \
+           "52.0 ± 2.8 % [50.0..54.0] (n=2) |" in text
+    assert "10 % of the labels: pretrained / random init test PER = 0.63" in text
+    assert "0: 40.0 %, 100: 45.0 %, 200: 50.0 %" in text  # the curve
+    assert "**total: 1:06:40**" in text and "bash launch/study.sh" in text
+    assert (tmp_path / "probe_curve.png").is_file() and (tmp_path / "finetune_arms.png").is_file()
+    assert (tmp_path / "study.json").is_file()
+
+
+def test_search_md_ranks_by_the_last_probe(tmp_path):
+    plan = search_plan()
+    o = StudyOutcome(plan)
+    o.curves = {"base": [ProbePoint(0, 0.40, 0), ProbePoint(800, 0.45, 2)],
+                "mask0.5x5": [ProbePoint(0, 0.40, 0), ProbePoint(800, 0.55, 3)],
+                "labelled_only": [ProbePoint(0, 0.40, 0), ProbePoint(800, 0.41, 1)]}
+    o.runs = {"base": {"wall_s": 500.0, "last_dev_acc": 0.2}}
+    text = write_search(o, tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
+    assert [r.split(" | ")[0][2:] for r in rows] == ["mask0.5x5", "base", "labelled_only"]
+    assert "| mask0.5x5 | `model.overrides.mask_prob=0.5`, `model.overrides.mask_length=5` | 800 | 40.0 % | " \
+           "55.0 % | +10.0 |" in text
+    assert "no unlabelled speech" in text and "(the tiny recipe)" in text
+    assert (tmp_path / "SEARCH.md").is_file() and (tmp_path / "search_curves.png").is_file()
