@@ -5,8 +5,9 @@ classification head on the emotion corpus (RAVDESS layout), evaluate on the held
 splits (speakers / actors never seen in training, best checkpoint chosen on dev), probe the
 frozen pretrained model's layers and those of the same architecture at random initialisation
 (CPC's linear phone probe, ``ds-w2v probe``), and print the study's tables. With
-``--ablation`` (default for the CPU demo) the CTC fine-tune is repeated from random
-initialisation (``full``: also with 10 % of the labelled utterances, pretrained and not).
+``--ablation`` (on for the CPU demo) the CTC fine-tune is repeated from random initialisation
+(``full``: also with 10 % of the labelled utterances, pretrained and not): one seed, a demo;
+the fair comparison is the study, ``bash launch/study.sh``.
 
     python -m ds_w2v.demo --data demo_data/shards                      # tiny, CPU, ~6 min on 2 cores
     python -m ds_w2v.demo --data demo_data/shards --sizes small,medium,original   # GPU recipes
@@ -45,23 +46,31 @@ GPU_DEMO = {
 
 
 # The tiny recipes cut to fit the CPU demo's goal: 15 minutes on 2 cores *including* set-up on a
-# fresh machine, on a host up to 2x slower than CPU-2 (BENCHMARKS.md, *The demo*). On CPU-2 the
-# recipes' own lengths (pretraining 500, CTC 600, emotion 500 updates) with the four CTC ablation
-# rows took 13 min 41 s; a new user's host, twice as slow, took over 30 min with set-up. The
-# critical path is pretraining, then the longest fine-tune beside it, so both are cut:
-# pretraining to 300 updates (the Gumbel temperature still reaches 0.5 by update ~140),
-# emotion to 250 (the recipe's note: dev accuracy 64 % at 250 from a 500-update pretraining)
-# and CTC to 400 (its tri-stage schedule stretches with max_updates).
+# fresh machine, with margin for a host 2x slower (BENCHMARKS.md, *The demo*). The recipes' own
+# lengths (pretraining 500 updates of 32 audio-s, CTC 600, emotion 500) and four CTC ablation
+# rows took 13 min 41 s of demo on CPU-2 on 2026-11-24, over 30 min with set-up on a host twice
+# as slow. The critical path is pretraining, then the CTC fine-tune (emotion runs beside it).
+# Measured on CPU-2, 2026-12-02, from the demo's seed:
+# - pretraining 500 -> 250 updates of 32 audio-s. Emotion needs the updates: 250 updates of it
+#   reached 28 % test accuracy from 200 pretraining updates, 47 % from 250, 52 % from 300 (chance
+#   12.5 %); 300 pretraining updates of 16 audio-s (half the compute) gave 39 % and left CTC
+#   blank (CER 100 % after 600 updates). The Gumbel temperature still reaches 0.5 by update ~140;
+# - CTC stays at the recipe's 600 updates: from a pretrained model it leaves its all-blank
+#   plateau only after update ~400, and not reliably by 500 (500-update runs: dev CER 72 % from
+#   300 pretraining updates, 83 % from 200, 99.95 % from 250; 400-update runs ended blank);
+# - emotion 500 -> 250 updates, so that it ends with CTC.
+# The one random-init CTC row runs beside pretraining, in the second slot that would otherwise
+# wait for it (~20 s more in all); the two 10 % rows are --ablation full (~5 min more).
 CPU_DEMO = {
-    "pretrain": ["max_updates=300"],
-    "ctc": ["max_updates=400"],
+    "pretrain": ["max_updates=250"],
+    "ctc": [],
     "cls": ["max_updates=250"],
 }
 DEMO_SEED = 1  # every run's seed (TrainConfig's default); random:PRESET with it = pretraining's initial weights
 # The linear phone probe reads the first N utterances of train and of test (in shard order, a
-# seeded sample of speakers): 150 + 150 (~8 min of audio each, ~25k test frames) take ~30 s on
-# one core for tiny; the frozen features are cached under the runs folder (probe_cache/).
-PROBE_UTTERANCES = 150
+# seeded sample of speakers): 100 + 100 (~5.5 min of audio each, ~16k test frames) take ~20 s
+# on one core for tiny; the frozen features are cached under the runs folder (probe_cache/).
+PROBE_UTTERANCES = 100
 
 
 class Job:
@@ -197,15 +206,66 @@ def _params_m(run_dir: Path) -> float:
     return count_parameters(Wav2Vec2Config.from_dict(meta["config"]))["ctc_trainable"] / 1e6
 
 
+ABLATION_ROWS = {"off": [], "on": ["random init, 100 %"],
+                 "full": ["random init, 100 %", "pretrained, 10 %", "random init, 10 %"]}
+
+
+def demo_jobs(size: str, data: Path, runs: Path, ablation: str = "auto") -> tuple[dict[str, Job], list[str], list[str]]:
+    """The demo's jobs for one preset (by key), their priority order and the ablation rows run.
+
+    ``data`` holds ``timit/`` and ``ravdess/`` shards; ``ablation``: ``off``, ``on`` (CTC also
+    from random init), ``full`` (and both with 10 % of the labels) or ``auto`` (``on`` for tiny,
+    ``off`` for the GPU sizes).
+    """
+    cpu = size == "tiny"
+    extra = {k: [f"seed={DEMO_SEED}", *v] for k, v in (CPU_DEMO if cpu else GPU_DEMO).items()}
+    rec = {t: (f"pretrain_{size}" if t == "pretrain" else f"finetune_{t}_{size}") for t in GPU_DEMO}
+    timit, ravdess, pt_dir = data / "timit", data / "ravdess", runs / f"{size}_pretrain"
+    after_pt = (f"{size} pretrain",)
+    cache = runs / "probe_cache"
+    jobs = {
+        "pretrain": TrainJob(f"{size} pretrain", "pretrain", rec["pretrain"], pt_dir,
+                             [f"data.shards={timit}", *extra["pretrain"]]),
+        "ctc": TrainJob(f"{size} ctc", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc",
+                        [f"data.shards={timit}", f"model.init={pt_dir}", *extra["ctc"]], needs=after_pt),
+        "cls": TrainJob(f"{size} cls", "finetune-cls", rec["cls"], runs / f"{size}_cls",
+                        [f"data.shards={ravdess}", f"model.init={pt_dir}", *extra["cls"]], needs=after_pt),
+        # the same probe of the pretrained model and of the weights it started from (same preset
+        # and seed as the pretraining run), which waits for nothing
+        "probe pretrained": probe_job(f"{size} probe pretrained", str(pt_dir), timit,
+                                      runs / f"{size}_probe_pretrained", cache, needs=after_pt),
+        "probe random init": probe_job(f"{size} probe random init", f"random:{size}", timit,
+                                       runs / f"{size}_probe_random_init", cache),
+    }
+    rows = ABLATION_ROWS[("on" if cpu else "off") if ablation == "auto" else ablation]
+    small = subset_split(timit, runs / "timit_train10", 0.10) if any(n.endswith("10 %") for n in rows) else None
+    for name in rows:
+        pretrained, shards = name.startswith("pretrained"), (small if name.endswith("10 %") else timit)
+        tag = name.replace(" ", "").replace(",", "_").replace("%", "pct")
+        # from scratch every parameter trains: a frozen conv encoder (GPU recipes) only
+        # makes sense for a pretrained one; the tiny recipe trains it in every row anyway
+        over = [f"data.shards={shards}", *extra["ctc"]] + (
+            [f"model.init={pt_dir}"] if pretrained else ["model.overrides.feature_grad_mult=1.0"])
+        jobs[name] = TrainJob(f"{size} ctc {name}", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over,
+                              needs=after_pt if pretrained else ())
+    # priority order (run_jobs starts the first one that is ready): pretraining first, beside it
+    # what does not wait for it (the random-init rows, else the random-init probe), then the
+    # longest fine-tune (CTC, 600 updates) the moment pretraining ends, emotion, the probes
+    order = ["pretrain", *(n for n in rows if n.startswith("random")), "ctc", "cls", "probe random init",
+             *(n for n in rows if n.startswith("pretrained")), "probe pretrained"]
+    return jobs, order, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder with timit/ and ravdess/ prepared shards")
     p.add_argument("--sizes", default="tiny", help="comma-separated presets (tiny: CPU recipes; others: GPU)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "demo"))
     p.add_argument("--results", default=str(ROOT / "results"))
-    p.add_argument("--ablation", choices=("auto", "on", "full", "off"), default="auto",
-                   help="on: CTC also from random init; full: and both with 10%% of the labels (~4 min more "
-                        "on 2 cores); auto: on for tiny only")
+    p.add_argument("--ablation", choices=("auto", *ABLATION_ROWS), default="auto",
+                   help="on: the CTC fine-tune also from random initialisation; full: and both with 10%% of the "
+                        "labels (tiny: ~5 min more on 2 cores); auto: on for tiny only. One seed: the fair "
+                        "comparison is the study (bash launch/study.sh)")
     p.add_argument("--jobs", type=int, default=0,
                    help="jobs side by side (default: 2 for tiny on CPU, sharing the cores; 1 on a GPU)")
     args = p.parse_args(argv)
@@ -217,43 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ablation: dict[str, dict[str, Any]] = {}
     for size in args.sizes.split(","):
         cpu = size == "tiny"
-        extra = {k: [f"seed={DEMO_SEED}", *v] for k, v in (CPU_DEMO if cpu else GPU_DEMO).items()}
-        rec = {t: (f"pretrain_{size}" if t == "pretrain" else f"finetune_{t}_{size}") for t in GPU_DEMO}
-        timit, ravdess, pt_dir = data / "timit", data / "ravdess", runs / f"{size}_pretrain"
-        after_pt = (f"{size} pretrain",)
-        cache = runs / "probe_cache"
-        jobs = {
-            "pretrain": TrainJob(f"{size} pretrain", "pretrain", rec["pretrain"], pt_dir,
-                                 [f"data.shards={timit}", *extra["pretrain"]]),
-            "ctc": TrainJob(f"{size} ctc", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc",
-                            [f"data.shards={timit}", f"model.init={pt_dir}", *extra["ctc"]], needs=after_pt),
-            "cls": TrainJob(f"{size} cls", "finetune-cls", rec["cls"], runs / f"{size}_cls",
-                            [f"data.shards={ravdess}", f"model.init={pt_dir}", *extra["cls"]], needs=after_pt),
-            # the same probe of the pretrained model and of its own initial weights (same preset, seed)
-            "probe pretrained": probe_job(f"{size} probe pretrained", str(pt_dir), timit,
-                                          runs / f"{size}_probe_pretrained", cache, needs=after_pt),
-            "probe random init": probe_job(f"{size} probe random init", f"random:{size}", timit,
-                                           runs / f"{size}_probe_random_init", cache),
-        }
-        ablation_rows = {"auto": ["random init, 100 %"] if cpu else [], "on": ["random init, 100 %"], "off": [],
-                         "full": ["random init, 100 %", "pretrained, 10 %", "random init, 10 %"]}[args.ablation]
-        small = subset_split(timit, runs / "timit_train10", 0.10) if args.ablation == "full" else None
-        for name in ablation_rows:
-            pretrained, shards = name.startswith("pretrained"), (small if name.endswith("10 %") else timit)
-            tag = name.replace(" ", "").replace(",", "_").replace("%", "pct")
-            # from scratch every parameter trains: a frozen conv encoder (GPU recipes) only
-            # makes sense for a pretrained one; the tiny recipe trains it in every row anyway
-            over = [f"data.shards={shards}", *extra["ctc"]] + (
-                [f"model.init={pt_dir}"] if pretrained else ["model.overrides.feature_grad_mult=1.0"])
-            jobs[name] = TrainJob(f"{size} ctc {name}", "finetune-ctc", rec["ctc"], runs / f"{size}_ctc_{tag}", over,
-                                  needs=after_pt if pretrained else ())
-        # priority order: pretraining first, beside it what does not wait for it (the random-init
-        # rows, then their probe), then the longest fine-tune (cls) as soon as it can start, so that
-        # the two slots end close together
-        order = ["pretrain", *(n for n in ablation_rows if n.startswith("random")), "probe random init", "cls",
-                 "ctc", *(n for n in ablation_rows if n.startswith("pretrained")), "probe pretrained"]
-        print(f"[{size}] pretraining (self-supervised) on {timit}, then CTC fine-tuning on it, emotion "
-              f"classification on {ravdess} and the linear phone probe of the pretrained and the random-init "
+        jobs, order, ablation_rows = demo_jobs(size, data, runs, args.ablation)
+        print(f"[{size}] pretraining (self-supervised) on {data / 'timit'}, then CTC fine-tuning on it, emotion "
+              f"classification on {data / 'ravdess'} and the linear phone probe of the pretrained and the random-init "
               f"model" + (", and the CTC ablation" if ablation_rows else ""), flush=True)
         run_jobs([jobs[k] for k in order], args.jobs if args.jobs else (2 if cpu else 1))
         pt, ctc, cls = jobs["pretrain"], jobs["ctc"], jobs["cls"]

@@ -17,7 +17,7 @@ with a model pretrained from scratch on an hour of synthetic speech: the tables 
 measure what *this* pipeline does at demo scale."""
 
 
-def _ablation_verdict(abl: dict[str, dict], row: dict | None) -> list[str]:
+def _ablation_verdict(abl: dict[str, dict]) -> list[str]:
     """What the ablation shows, read from its numbers: test CER pretrained vs random init."""
     out = []
     for budget in ("100 %", "10 %"):
@@ -28,21 +28,24 @@ def _ablation_verdict(abl: dict[str, dict], row: dict | None) -> list[str]:
         verdict = "helped" if pre < rnd - 0.01 else "hurt" if pre > rnd + 0.01 else "made no difference (within 1 point)"
         out.append(f"- {budget} of the labels: pretraining {verdict}: test CER {_pct(pre)} pretrained vs {_pct(rnd)} "
                    "from random init.")
-    if row is not None:
-        cfg = _run_config(row["runs"]["pretrain"])
-        seen_h = cfg.get("max_updates", 0) * cfg.get("global_batch_s", 0) / 3600
-        base_h = 400_000 * 5600 / 3600  # BASE recipe: 400k updates x 5,600 audio-s
-        scale = f", {base_h / seen_h:,.0f} x this run's" if seen_h else ""
-        out += ["", f"Pretraining here saw {seen_h:.1f} h of audio ({cfg.get('max_updates')} updates). The wav2vec 2.0",
-                f"paper's BASE saw {base_h:,.0f} h (400k updates x 5,600 audio-s on LibriSpeech 960 h, 64 V100 x",
-                f"1.6 days{scale}); its gains over supervised training are measured at that scale, so a demo-scale",
-                "ablation tests the pipeline, not the method (BENCHMARKS.md projects the GPU time it takes)."]
     return out
 
 
-STUDY_POINTER = ["One seed and one learning rate for every row: a demo of the pipeline, not a measurement. The",
-                 "fair comparison (learning rate chosen on dev, 2 seeds) is the study: `bash launch/study.sh`",
-                 "writes it to `results/STUDY.md`."]
+def _scale_note(row: dict) -> list[str]:
+    """How much audio pretraining saw here, against the paper's BASE (from the run's config)."""
+    cfg = _run_config(row["runs"]["pretrain"])
+    seen_h = cfg.get("max_updates", 0) * cfg.get("global_batch_s", 0) / 3600
+    base_h = 400_000 * 5600 / 3600  # BASE recipe: 400k updates x 5,600 audio-s
+    scale = f", {base_h / seen_h:,.0f} x this run's" if seen_h else ""
+    return [f"Pretraining here saw {seen_h:.1f} h of audio ({cfg.get('max_updates')} updates). The wav2vec 2.0",
+            f"paper's BASE saw {base_h:,.0f} h (400k updates x 5,600 audio-s on LibriSpeech 960 h, 64 V100 x",
+            f"1.6 days{scale}); its gains over supervised training are measured at that scale, so a demo-scale",
+            "comparison tests the pipeline, not the method (BENCHMARKS.md projects the GPU time it takes)."]
+
+
+STUDY_POINTER = ["One seed and one learning rate: a demo of the pipeline, not a measurement. The fair comparison",
+                 "of pretrained and random initialisation (learning rate chosen on dev, 2 seeds) is the study:",
+                 "`bash launch/study.sh` writes it to `results/STUDY.md`."]
 
 
 def _probe_linear(path: str | Path) -> tuple[dict, dict]:
@@ -55,43 +58,45 @@ def _probe_linear(path: str | Path) -> tuple[dict, dict]:
     raise ValueError(f"{path}: no linear probe in it")
 
 
-def _random_init_note(probes: dict[str, dict], row: dict) -> str:
+def _random_init_note(probes: dict[str, dict], row: dict) -> list[str]:
     """What the random-init upstream is, read from its probe file and the pretraining run's config."""
     path = probes.get("random init", {}).get("results")
     if path is None:
-        return ""
+        return []
     probe = json.loads(Path(path).read_text())
     cfg = _run_config(row["runs"]["pretrain"])
     same = (probe["upstream"] == f"random:{cfg.get('model', {}).get('preset')}" and probe.get("seed") == cfg.get("seed"))
-    return (f" Random init: `{probe['upstream']}`, fresh weights drawn with seed {probe.get('seed')}"
-            + (", the pretraining run's seed, i.e. the very weights pretraining started from." if same else "."))
+    return [f"Random init: `{probe['upstream']}`, fresh weights drawn with seed {probe.get('seed')}"
+            + (", the pretraining run's seed: the very weights pretraining started from." if same else ".")]
 
 
-def _probe_section(size: str, row: dict) -> list[str]:
+def _probe_section(row: dict) -> list[str]:
     """Pretrained vs random init: every layer's frame accuracy, the best layer, the majority class."""
     probes = row["probes"]
     read = {label: _probe_linear(p["results"]) for label, p in probes.items()}
     lin0, splits0 = next(iter(read.values()))
     layers = list(lin0["layers"])
-    out = [f"## What do the layers know? Linear phone probe (CPC) of {size}, read-speech corpus", "",
+    train, test = splits0["train"]["utterances"], splits0["test"]["utterances"]
+    out = ["### What the frozen layers know: linear phone probe (CPC), read-speech corpus", "",
            "One linear classifier per layer of the frozen model (conv features, transformer input, each block)",
-           f"from its 20 ms frames to the {lin0['num_classes']} folded TIMIT phones, trained on "
-           f"{splits0['train']['utterances']} train utterances ({lin0['num_train_frames']:,} frames), frame accuracy",
-           f"on {splits0['test']['utterances']} test utterances ({lin0['num_eval_frames']:,} frames; speakers never "
-           "seen in training)." + _random_init_note(probes, row), "",
+           f"from its 20 ms frames to the {lin0['num_classes']} folded TIMIT phones, trained on {train} train utterances",
+           f"({lin0['num_train_frames']:,} frames), frame accuracy on {test} test utterances",
+           f"({lin0['num_eval_frames']:,} frames; speakers never seen in training).", *_random_init_note(probes, row), "",
            "| upstream | " + " | ".join(layers) + " | best layer |", "|---|" + "---|" * (len(layers) + 1)]
     for label, (lin, _) in read.items():
         cells = " | ".join(_pct(lin["layers"].get(n)) for n in layers)
         out.append(f"| {label} | {cells} | {lin['best_layer']}: {_pct(lin['best_acc'])} |")
-    out.append(f"| majority class ('{lin0['majority_phone']}' for every frame) | " + " | ".join("" for _ in layers)
-               + f" | {_pct(lin0['majority_acc'])} |")
+    out.append(f"| majority class ('{lin0['majority_phone']}' for every frame) | " + "- | " * len(layers)
+               + f"{_pct(lin0['majority_acc'])} |")
     pre, rnd = read.get("pretrained", (None,))[0], read.get("random init", (None,))[0]
     if pre is not None and rnd is not None:
         gain = pre["best_acc"] - rnd["best_acc"]
-        verdict = ("raised" if gain > 0.01 else "lowered" if gain < -0.01 else "left (within 1 point)")
-        out += ["", f"- Pretraining {verdict} the best layer's frame accuracy: {_pct(pre['best_acc'])} "
-                f"({pre['best_layer']}) pretrained vs {_pct(rnd['best_acc'])} ({rnd['best_layer']}) at random init, "
-                f"{100 * gain:+.2f} points; always guessing the majority phone scores {_pct(lin0['majority_acc'])}."]
+        verdict = ("raised it" if gain > 0.01 else "lowered it" if gain < -0.01
+                   else "made no difference to it (within 1 point)")
+        out += ["", (f"- The best layer's frame accuracy: pretraining {verdict}: {_pct(pre['best_acc'])} "
+                     f"({pre['best_layer']}) pretrained vs {_pct(rnd['best_acc'])} ({rnd['best_layer']}) at random "
+                     f"init, {100 * gain:+.2f} points; always guessing the majority phone scores "
+                     f"{_pct(lin0['majority_acc'])}.")]
     return out + [""]
 
 
@@ -196,8 +201,9 @@ def write_report(rows: dict, ablation: dict, results: Path, total_s: float) -> s
     results = Path(results)
     lines = ["# Results", "",
              "Made by `bash launch/demo.sh` (`python -m ds_w2v.demo`); every figure below is read from the",
-             "runs' `results.json` and `metrics.jsonl`. Test splits hold speakers (read speech) and actors",
-             "(emotion) never seen in training; checkpoints are chosen on dev only.", ""]
+             "runs' `results.json` and `metrics.jsonl` and the probes' JSON (`ds-w2v probe --out`). Test splits",
+             "hold speakers (read speech) and actors (emotion) never seen in training; checkpoints are chosen",
+             "on dev only.", ""]
     lines += ["## Speech recognition (CTC), read-speech corpus, test split", "",
               "| model | params (CTC trainable) | WER | CER | loss | pretraining time | fine-tuning time | total time |",
               "|---|---|---|---|---|---|---|---|"]
@@ -216,24 +222,32 @@ def write_report(rows: dict, ablation: dict, results: Path, total_s: float) -> s
     lines += ["", "Loss: CTC loss per utterance (nats), cross-entropy per utterance. Times are wall-clock,",
               "process start-up and evaluations included; on a CPU the demo runs two trainings side by side",
               "(`--jobs`), so each run's time is with the cores shared. Chance accuracy for 8 emotions is 12.5 %.", ""]
-    for size, abl in ablation.items():
-        ctc_cfg = _run_config(rows[size]["runs"]["ctc"]) if size in rows else {}
-        best = ctc_cfg.get("best_metric") or "wer"  # the metric that chose each row's checkpoint
-        lines += [f"## Does pretraining help? CTC fine-tuning of {size}, test split", "",
-                  f"| initialisation, labelled data | WER | CER | loss | best dev {best.upper()} |", "|---|---|---|---|---|"]
-        for name, res in abl.items():
-            t = res.get("test", {})
-            lines.append(f"| {name} | {_pct(t.get('wer'))} | {_pct(t.get('cer'))} | {t.get('loss', float('nan')):.3f} | "
-                         f"{_pct(res.get('best_dev'))} |")
-        ten = any(name.endswith("10 %") for name in abl)
-        lines += ["", "Same recipe and number of updates in every row; from random initialisation the conv feature",
-                  "encoder always trains (the GPU recipes freeze it when it is pretrained; the tiny recipe trains",
-                  "it in every row)." + (" \"10 %\" keeps a seeded tenth of the training utterances (dev and test "
-                                         "whole)." if ten else ""), "",
-                  *STUDY_POINTER, ""] + _ablation_verdict(abl, rows.get(size)) + [""]
     for size, r in rows.items():
+        abl = ablation.get(size)
+        if not r.get("probes") and not abl:
+            continue
+        lines += [f"## Does pretraining help? {size}", ""]
         if r.get("probes"):
-            lines += _probe_section(size, r)
+            lines += _probe_section(r)
+        if abl:
+            ctc_cfg = _run_config(r["runs"]["ctc"])
+            best = ctc_cfg.get("best_metric") or "wer"  # the metric that chose each row's checkpoint
+            lines += ["### CTC fine-tuning from each initialisation, test split", "",
+                      f"| initialisation, labelled data | WER | CER | loss | best dev {best.upper()} |",
+                      "|---|---|---|---|---|"]
+            for name, res in abl.items():
+                t = res.get("test", {})
+                lines.append(f"| {name} | {_pct(t.get('wer'))} | {_pct(t.get('cer'))} | "
+                             f"{t.get('loss', float('nan')):.3f} | {_pct(res.get('best_dev'))} |")
+            ten = any(name.endswith("10 %") for name in abl)
+            lines += ["", "Same recipe and number of updates in every row; from random initialisation the conv feature",
+                      "encoder always trains (the GPU recipes freeze it when it is pretrained; the tiny recipe trains",
+                      "it in every row)." + (" \"10 %\" keeps a seeded tenth of the training utterances (dev and test "
+                                             "whole)." if ten else ""), ""] + _ablation_verdict(abl) + [""]
+        else:
+            lines += ["The CTC fine-tune from random initialisation: `python -m ds_w2v.demo --ablation on` (`full`:",
+                      "also with 10 % of the labels; on by default for tiny).", ""]
+        lines += STUDY_POINTER + [""] + _scale_note(r) + [""]
     lines += ["## Settings", ""]
     for size, r in rows.items():
         for kind in ("pretrain", "ctc", "cls"):

@@ -1,20 +1,31 @@
 """The demo's job runner: dependencies respected, at most ``parallel`` at a time, finished runs
-reused, and a failing run stops the demo with its log's tail."""
+reused, and a failing run stops the demo with its log's tail; the demo's jobs are the real
+commands (training through launch/_launch.sh, the probes through ``ds-w2v probe``)."""
 import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from ds_w2v.demo import Job, run_jobs
+from ds_w2v.commands.probe import build_parser as probe_parser
+from ds_w2v.demo import (
+    CPU_DEMO,
+    DEMO_SEED,
+    PROBE_UTTERANCES,
+    ROOT,
+    Job,
+    demo_jobs,
+    run_jobs,
+)
 
 
 class FakeJob(Job):
     """A job whose process sleeps, records its start/end times, then writes results.json."""
 
     def __init__(self, tmp_path, name, needs=(), fail=False, seconds=0.3):
-        super().__init__(name, "fake", "none", tmp_path / name, [], needs=needs)
+        super().__init__(name, "fake", [], tmp_path / name, needs=needs)
         self.fail, self.seconds = fail, seconds
 
     def start(self, threads):
@@ -70,3 +81,33 @@ def test_failure_names_the_job_and_shows_the_log(tmp_path):
 def test_unmet_dependency_is_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="wait on unknown jobs"):
         run_jobs([FakeJob(tmp_path, "orphan", needs=("nobody",))], parallel=2)
+
+
+def test_demo_jobs_are_the_real_commands(tmp_path):
+    data, runs = tmp_path / "shards", tmp_path / "runs"
+    jobs, order, rows = demo_jobs("tiny", data, runs, ablation="off")
+    assert rows == [] and order == ["pretrain", "ctc", "cls", "probe random init", "probe pretrained"]
+    jobs, order, rows = demo_jobs("tiny", data, runs)  # the CPU default: the 10 % rows only with --ablation full
+    assert rows == ["random init, 100 %"]
+    assert order == ["pretrain", "random init, 100 %", "ctc", "cls", "probe random init", "probe pretrained"]
+    assert set(order) == set(jobs)
+    pt = jobs["pretrain"]
+    assert pt.argv()[:3] == ["bash", str(ROOT / "launch" / "_launch.sh"), "pretrain"]
+    for key, kind in (("pretrain", "pretrain"), ("ctc", "ctc"), ("cls", "cls"), ("random init, 100 %", "ctc")):
+        assert f"seed={DEMO_SEED}" in jobs[key].args and set(CPU_DEMO[kind]) <= set(jobs[key].args)
+    assert "max_updates=250" in pt.args and not any(a.startswith("max_updates") for a in jobs["ctc"].args)
+    assert jobs["random init, 100 %"].needs == () and "model.init" not in " ".join(jobs["random init, 100 %"].args)
+    # the two probes: the same command line but the upstream; the random one waits for nothing
+    pre, rnd = jobs["probe pretrained"], jobs["probe random init"]
+    assert pre.needs == ("tiny pretrain",) and rnd.needs == ()
+    assert pre.argv()[:4] == [sys.executable, "-m", "ds_w2v", "probe"]
+    parsed = {name: probe_parser("ds-w2v probe").parse_args(job.args) for name, job in (("pre", pre), ("rnd", rnd))}
+    assert parsed["pre"].upstream == str(pt.run_dir) and parsed["rnd"].upstream == "random:tiny"
+    for job, args in ((pre, parsed["pre"]), (rnd, parsed["rnd"])):
+        assert args.protocol == "linear" and args.data == [str(data / "timit")]
+        assert args.max_utterances == PROBE_UTTERANCES and args.seed == DEMO_SEED
+        assert args.cache == str(runs / "probe_cache") and Path(args.out) == job.run_dir / "results.json"
+    # a GPU size: its demo-scale overrides, no ablation by default, the probes all the same
+    jobs, order, rows = demo_jobs("small", data, runs)
+    assert rows == [] and "max_updates=3000" in jobs["pretrain"].args
+    assert jobs["probe random init"].args[0] == "random:small"

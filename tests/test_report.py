@@ -1,7 +1,10 @@
-"""The demo report reads every figure from the runs' files and writes the two tables + plots."""
+"""The demo report reads every figure from the runs' files and writes the two tables + plots,
+the ablation and the probe rows (from ``ds-w2v probe --out`` files)."""
 import json
 
 from ds_w2v.report import write_report
+
+LAYERS = ["conv", "layer0", "layer1", "layer2", "layer3", "layer4"]
 
 
 def _run(tmp_path, name, task, test, metrics):
@@ -9,12 +12,28 @@ def _run(tmp_path, name, task, test, metrics):
     d.mkdir()
     (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     (d / "config.yaml").write_text(
-        "max_updates: 3\nglobal_batch_s: 64\nprecision: bf16\ndeepspeed_config: ds_configs/cpu.json\n"
+        "max_updates: 3\nglobal_batch_s: 64\nprecision: bf16\ndeepspeed_config: ds_configs/cpu.json\nseed: 1\n"
         "model: {preset: tiny, init: null}\noptim: {lr: 0.001}\nschedule: {kind: tri_stage}\n")
     res = {"task": task, "test": test, "best_dev": 0.5, "train_time_s": 10.0}
     if task == "cls":
         res["test_confusion"] = {"labels": ["a", "b"], "matrix": [[3, 1], [0, 4]]}
     return str(d), res
+
+
+def _probe_file(path, upstream, accs, seed=1):
+    """A ``ds-w2v probe --protocol linear --out`` file (the layout tests/probe/test_command.py checks)."""
+    best = max(accs, key=accs.get)
+    linear = {"layers": accs, "best_layer": best, "best_acc": accs[best], "majority_acc": 0.334,
+              "majority_phone": "sil", "num_train_frames": 16000, "num_eval_frames": 16622, "num_classes": 39,
+              "epochs": 20, "lr": 0.002, "seed": seed}
+    splits = {role: {"split": role, "utterances": 100, "audio_s": 335.0, "frames": 16700, "cache": "miss",
+                     "seconds": 5.0} for role in ("train", "test")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"upstream": upstream, "upstream_fingerprint": "0" * 64, "task": "pretrain",
+                                "layers": list(accs), "device": "cpu", "seed": seed,
+                                "datasets": {"shards/timit": {"protocols": ["linear"], "splits": splits,
+                                                              "linear": linear}}}))
+    return {"results": str(path), "command": f"ds-w2v probe {upstream} --protocol linear", "wall_s": 31.0}
 
 
 def test_report_tables_and_plots(tmp_path):
@@ -38,6 +57,51 @@ def test_report_tables_and_plots(tmp_path):
     assert "- 100 % of the labels: pretraining made no difference (within 1 point): test CER 12.34 %" in text
     assert "- 10 % of the labels: pretraining hurt: test CER 95.00 % pretrained vs 90.00 % from random init." in text
     assert "Pretraining here saw 0.1 h of audio (3 updates)" in text and "622,222 h" in text
+    assert "seeded tenth" in text and "`bash launch/study.sh`" in text
     assert (out / "RESULTS.md").read_text() == text
     for png in ("loss_curves.png", "dev_metrics.png", "confusion_tiny.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_probe_rows_come_from_the_probe_files(tmp_path):
+    pt, pt_res = _run(tmp_path, "pt", "pretrain", {}, [{"update": 1, "train/loss": 4.6}])
+    ctc, ctc_res = _run(tmp_path, "ctc", "ctc", {"wer": 0.9, "cer": 0.7, "loss": 100.0}, [{"update": 1, "train/loss": 9.0}])
+    cls, cls_res = _run(tmp_path, "cls", "cls", {"acc": 0.5, "f1": 0.4, "loss": 1.0}, [{"update": 1, "train/loss": 2.0}])
+    (tmp_path / "pt" / "config.yaml").write_text(  # the pretraining run: preset tiny, seed 1
+        "max_updates: 3\nglobal_batch_s: 64\nprecision: bf16\ndeepspeed_config: ds_configs/cpu.json\nseed: 1\n"
+        "model: {preset: tiny}\noptim: {lr: 0.001}\nschedule: {kind: polynomial}\n")
+    pre_accs = dict(zip(LAYERS, [0.41, 0.45, 0.512, 0.5, 0.47, 0.46]))
+    rnd_accs = dict(zip(LAYERS, [0.404, 0.403, 0.401, 0.399, 0.398, 0.40]))
+    probes = {"pretrained": _probe_file(tmp_path / "probe_pre" / "results.json", pt, pre_accs),
+              "random init": _probe_file(tmp_path / "probe_rnd" / "results.json", "random:tiny", rnd_accs)}
+    rows = {"tiny": {"params_m": 3.73, "pretrain": pt_res, "pretrain_s": 60.0, "ctc": ctc_res, "ctc_s": 60.0,
+                     "cls": cls_res, "cls_s": 60.0, "runs": {"pretrain": pt, "ctc": ctc, "cls": cls}, "probes": probes}}
+    ablation = {"tiny": {"pretrained, 100 %": ctc_res, "random init, 100 %": {"test": {"wer": 0.95, "cer": 0.75}}}}
+    out = tmp_path / "results"
+    out.mkdir()
+    text = write_report(rows, ablation, out, total_s=400)
+    assert "| upstream | conv | layer0 | layer1 | layer2 | layer3 | layer4 | best layer |" in text
+    assert "| pretrained | 41.00 % | 45.00 % | 51.20 % | 50.00 % | 47.00 % | 46.00 % | layer1: 51.20 % |" in text
+    assert "| random init | 40.40 % | 40.30 % | 40.10 % | 39.90 % | 39.80 % | 40.00 % | conv: 40.40 % |" in text
+    assert "| majority class ('sil' for every frame) | - | - | - | - | - | - | 33.40 % |" in text
+    assert ("pretraining raised it: 51.20 % (layer1) pretrained vs 40.40 % (conv) at random init, +10.80 points; "
+            "always guessing the majority phone scores 33.40 %.") in text
+    assert "trained on 100 train utterances" in text and "16,622 frames" in text
+    assert "`random:tiny`, fresh weights drawn with seed 1, the pretraining run's seed: the very weights" in text
+    assert "- tiny probe, random init: `ds-w2v probe random:tiny --protocol linear` (0:00:31)" in text
+    # the one-seed ablation points to the study, and only mentions 10 % rows when there are some
+    assert "`bash launch/study.sh`" in text and "results/STUDY.md" in text and "2 seeds" in text
+    assert "seeded tenth" not in text
+
+    # the rows are read from the files: another probe result, another report
+    _probe_file(tmp_path / "probe_rnd" / "results.json", "random:tiny", {**rnd_accs, "layer4": 0.52}, seed=7)
+    text = write_report(rows, ablation, out, total_s=400)
+    assert "| random init | 40.40 % | 40.30 % | 40.10 % | 39.90 % | 39.80 % | 52.00 % | layer4: 52.00 % |" in text
+    assert "made no difference to it (within 1 point): 51.20 % (layer1) pretrained vs 52.00 % (layer4)" in text
+    assert "fresh weights drawn with seed 7." in text  # no longer the pretraining run's seed
+
+    # the default demo runs no CTC ablation: the probe rows, and where the ablation is
+    text = write_report(rows, {}, out, total_s=400)
+    assert "## Does pretraining help? tiny" in text and "| random init | 40.40 %" in text
+    assert "### CTC fine-tuning from each initialisation" not in text
+    assert "`python -m ds_w2v.demo --ablation on`" in text and "`bash launch/study.sh`" in text
