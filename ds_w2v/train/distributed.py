@@ -34,16 +34,23 @@ def init_distributed(device: torch.device, local_rank: int = 0) -> None:
     use_cuda = device.type == "cuda"
     if not use_cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    alone = "WORLD_SIZE" not in os.environ or os.environ["WORLD_SIZE"] == "1"
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("LOCAL_RANK", str(local_rank))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
     import deepspeed
+    import torch.distributed as dist
 
     if use_cuda:
         torch.cuda.set_device(device)
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+    backend = "nccl" if use_cuda else "gloo"
+    if alone and not dist.is_initialized():
+        # one process needs no rendezvous: an in-memory store, not a TCP port (two runs started at
+        # once, as the demo and the study start them, could be handed the same free port)
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+    deepspeed.init_distributed(dist_backend=backend)
 
 
 _OPS = ("sum", "min", "max")
@@ -117,7 +124,10 @@ def shutdown() -> None:
     can make that one abort at exit (seen: exit -6 of rank 1 after a clean evaluate)."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    # one process holds no connection to another: keep its group, which DeepSpeed's cached groups
+    # (deepspeed.utils.groups) still name, so that a later run in the same process (a notebook,
+    # the tests) can use them
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         try:
             dist.barrier()
         finally:
