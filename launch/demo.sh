@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The demo on a fresh machine: set up .venv, synthesise the offline demo corpora in the real
-# TIMIT and RAVDESS layouts, prepare WebDataset shards, then run the demo job on them.
-#   bash launch/demo.sh                 (everything under demo_data/, ~2 min of set-up on 2 cores)
+# TIMIT and RAVDESS layouts, prepare WebDataset shards, then run the demo's jobs on them
+# (pretraining, CTC and emotion fine-tunes, the random-init CTC row, the two linear probes).
+#   bash launch/demo.sh                 (everything under demo_data/ and runs/demo/; on 2 cores
+#                                        ~11 min in all, set-up ~1 min from local wheels -- add
+#                                        the downloads elsewhere -- corpora ~0.5 min: BENCHMARKS.md)
 #   DEMO_DIR=/path HOURS=2 bash launch/demo.sh       (HOURS: read-speech corpus size, ~1 h of it for training)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
