@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .data.subset import subset_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,16 +78,26 @@ PROBE_UTTERANCES = 100
 
 class Job:
     """One step of the demo: ``ds-w2v COMMAND ARGS``, whose result is ``run_dir/results.json``,
-    started once the jobs it ``needs`` have finished; its output goes to ``run_dir``'s ``.log``."""
+    started once the jobs it ``needs`` have finished; its output goes to ``run_dir``'s ``.log``.
+    What :func:`run_jobs` asks of a job: ``name``, ``needs``, ``cached()``, ``start(threads)``,
+    ``finish(returncode)`` (the study's jobs extend these: ``ds_w2v/study/jobs.py``)."""
 
     def __init__(self, name: str, command: str, args: list[str], run_dir: Path, needs: tuple[str, ...] = ()):
-        self.name, self.command, self.args, self.run_dir, self.needs = name, command, args, run_dir, needs
-        self.log = run_dir.parent / f"{run_dir.name}.log"
+        self.name, self.command, self.args, self.needs = name, command, args, tuple(needs)
+        self.set_run_dir(Path(run_dir))
         self.result: dict | None = None
         self.wall_s = 0.0
 
+    def set_run_dir(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.log = run_dir.parent / f"{run_dir.name}.log"
+
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "ds_w2v", self.command, *self.args]
+
+    def shown(self, argv: list[str]) -> str:
+        """The line to run it again by hand (`ds-w2v X` = `python -m ds_w2v X`; on a CPU one process)."""
+        return f"ds-w2v {self.command} {shlex.join(self.args)}"
 
     def cached(self) -> bool:
         """Finished in an earlier demo run: reuse it (the demo resumes where it stopped)."""
@@ -98,25 +109,39 @@ class Job:
         return True
 
     def start(self, threads: int | None) -> subprocess.Popen:
+        argv = self.argv()
         env = dict(os.environ)
         if threads:  # jobs side by side share the cores: one torch thread pool each
             env["OMP_NUM_THREADS"] = str(threads)
-        # the line to run it again by hand (`ds-w2v X` = `python -m ds_w2v X`; on a CPU one process)
-        print(f"  [{self.name}] $ ds-w2v {self.command} {shlex.join(self.args)}", flush=True)
+        # launch/_launch.sh runs `python` (and deepspeed): this interpreter's, venv activated or not
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        print(f"  [{self.name}] $ {self.shown(argv)}", flush=True)
+        self._begin()
+        return subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+
+    def _begin(self) -> None:
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
         self._log = open(self.log, "w")
-        return subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
-    def finish(self, returncode: int) -> None:
+    def _end(self) -> None:
         self.wall_s = time.time() - self._t0
         self._log.close()
+
+    def finish(self, returncode: int) -> None:
+        self._end()
         if returncode != 0:
             tail = self.log.read_text().splitlines()[-15:]
-            raise RuntimeError(f"{self.name}: {self.command} failed (exit {returncode}); log {self.log}:\n" + "\n".join(tail))
-        self.result = json.loads((self.run_dir / "results.json").read_text())
-        self.result["wall_s"] = self.wall_s
-        (self.run_dir / "results.json").write_text(json.dumps(self.result, indent=1))
+            what = f"{self.command} failed" if self.command else "failed"
+            raise RuntimeError(f"{self.name}: {what} (exit {returncode}); log {self.log}:\n" + "\n".join(tail))
+        self.record(json.loads((self.run_dir / "results.json").read_text()))
         print(f"  [{self.name}] done in {self.wall_s:.0f} s", flush=True)
+
+    def record(self, result: dict) -> None:
+        """``result`` with this job's wall-clock time, as its ``results.json``."""
+        self.result = {**result, "wall_s": self.wall_s}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "results.json").write_text(json.dumps(self.result, indent=1))
 
 
 class TrainJob(Job):
@@ -169,36 +194,6 @@ def run_jobs(jobs: list[Job], parallel: int) -> None:
         for job, proc in running.values():  # one failed: stop the others, keep their checkpoints
             proc.terminate()
             proc.wait()
-
-
-def subset_split(shards: Path, out: Path, fraction: float, seed: int = 0) -> Path:
-    """A prepared copy of ``shards`` whose ``train`` keeps ``fraction`` of the utterances
-    (seeded), dev and test whole: the labelled-budget ablation."""
-    if (out / "dataset.json").is_file():
-        return out
-    import tarfile
-
-    from .data.prepare import prepare_corpus
-
-    rows = []
-    index = json.loads((shards / "dataset.json").read_text())
-    for split, info in index["splits"].items():
-        for name in info["shards"]:
-            with tarfile.open(shards / name) as tar:
-                for member in tar:
-                    if member.name.endswith(".json"):
-                        rec = json.loads(tar.extractfile(member).read())
-                        rows.append({"path": rec["source"], "text": rec["text"], "split": split,
-                                     "speaker": rec["speaker"], "id": rec["id"]})
-    rng = random.Random(seed)
-    train = [r for r in rows if r["split"] == "train"]
-    keep = {r["id"] for r in rng.sample(train, max(1, round(fraction * len(train))))}
-    rows = [r for r in rows if r["split"] != "train" or r["id"] in keep]
-    out.mkdir(parents=True, exist_ok=True)
-    lst = out.parent / f"{out.name}.jsonl"
-    lst.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    prepare_corpus("jsonl", lst, out, workers=1, progress=False, overwrite=True)
-    return out
 
 
 def _params_m(run_dir: Path) -> float:

@@ -1,7 +1,6 @@
 """The study's jobs, for the demo's runner (``ds_w2v.demo.run_jobs``: dependencies, two at a time
-on a CPU with one torch thread each, a finished run reused). ``run_jobs`` asks a job for
-``name``, ``needs``, ``cached()``, ``start(threads)`` and ``finish(returncode)``; these are
-:class:`StudyJob`'s, with what the study needs beyond the demo's jobs:
+on a CPU with one torch thread each, a finished run reused): the demo's :class:`~ds_w2v.demo.Job`
+with what the study needs beyond it:
 
 * a run that diverges (exit 3: ``max_bad_updates`` non-finite updates in a row, what a too high
   lr of a grid does) is a result, not a failure: ``results.json`` gets ``{"diverged": true}``
@@ -17,83 +16,53 @@ start them: one process on a CPU, ``deepspeed`` over the GPUs), the rest ``pytho
 """
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
+
+from ..demo import Job
 
 ROOT = Path(__file__).resolve().parents[2]
 DIVERGED_EXIT = 3  # commands/train.py (TrainingAborted) and hf_reference.py: non-finite updates in a row
 
 
-class StudyJob:
-    """``argv`` run from the repository root; its result is ``run_dir/results.json``; its output
-    goes to ``run_dir``'s ``.log`` next to it."""
+class StudyJob(Job):
+    """``argv`` (or a callable giving it when the job starts) run from the repository root; its
+    result is ``run_dir/results.json``; its output goes to ``run_dir``'s ``.log`` next to it."""
 
     def __init__(self, name: str, argv: list[str] | Callable[[], list[str]], run_dir: Path,
                  needs: tuple[str, ...] = (), skip: Callable[[], str | None] | None = None):
-        self.name, self.argv, self.needs = name, argv, tuple(needs)
+        super().__init__(name, "", [], run_dir, needs)
+        self._argv = argv
         self.skip = skip or (lambda: None)
-        self.set_run_dir(Path(run_dir))
-        self.result: dict | None = None
-        self.wall_s = 0.0
         self._skipped: str | None = None
 
-    def set_run_dir(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.log = run_dir.parent / f"{run_dir.name}.log"
+    def argv(self) -> list[str]:
+        return self._argv() if callable(self._argv) else self._argv
 
-    def cached(self) -> bool:
-        """Finished in an earlier run of the study: reuse it."""
-        path = self.run_dir / "results.json"
-        if not path.is_file():
-            return False
-        self.result = json.loads(path.read_text())
-        self.wall_s = self.result.get("wall_s", self.result.get("train_time_s", 0.0))
-        return True
+    def shown(self, argv: list[str]) -> str:
+        return shlex.join(["python", *argv[1:]] if argv[0] == sys.executable else argv)
 
     def start(self, threads: int | None) -> subprocess.Popen:
-        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._t0 = time.time()
-        self._log = open(self.log, "w")
         self._skipped = self.skip()
         if self._skipped:
             print(f"  [{self.name}] skipped: {self._skipped}", flush=True)
+            self._begin()
             return subprocess.Popen([sys.executable, "-c", ""])
-        argv = self.argv() if callable(self.argv) else self.argv
-        env = dict(os.environ)
-        if threads:  # jobs side by side share the cores: one torch thread pool each
-            env["OMP_NUM_THREADS"] = str(threads)
-        # launch/_launch.sh runs `python` (and deepspeed): this interpreter's, venv activated or not
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        shown = ["python", *argv[1:]] if argv[0] == sys.executable else argv
-        print(f"  [{self.name}] $ {shlex.join(shown)}", flush=True)
-        return subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        return super().start(threads)
 
     def finish(self, returncode: int) -> None:
-        self.wall_s = time.time() - self._t0
-        self._log.close()
         if self._skipped:
-            return self._record({"skipped": self._skipped})
+            self._end()
+            return self.record({"skipped": self._skipped})
         if returncode == DIVERGED_EXIT:
-            self._record({"diverged": True, "log_tail": self.log.read_text().splitlines()[-3:]})
+            self._end()
+            self.record({"diverged": True, "log_tail": self.log.read_text().splitlines()[-3:]})
             print(f"  [{self.name}] diverged (non-finite updates) after {self.wall_s:.0f} s: recorded", flush=True)
             return
-        if returncode != 0:
-            tail = self.log.read_text().splitlines()[-15:]
-            raise RuntimeError(f"{self.name}: failed (exit {returncode}); log {self.log}:\n" + "\n".join(tail))
-        self.result = json.loads((self.run_dir / "results.json").read_text())
-        self._record(self.result)
-        print(f"  [{self.name}] done in {self.wall_s:.0f} s", flush=True)
-
-    def _record(self, result: dict) -> None:
-        self.result = {**result, "wall_s": self.wall_s}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "results.json").write_text(json.dumps(self.result, indent=1))
+        super().finish(returncode)
 
 
 def trainer_argv(command: str, recipe: str, run_dir: Path, overrides: list[str]) -> list[str]:
@@ -135,7 +104,7 @@ class ChosenJob(StudyJob):
             else:
                 run_dir, overrides = got
                 self.set_run_dir(run_dir)
-                self.argv = trainer_argv(self.command, self.recipe, run_dir, overrides)
+                self._argv = trainer_argv(self.command, self.recipe, run_dir, overrides)
             self.resolved = True
         return True
 

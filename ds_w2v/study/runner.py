@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.subset import subset_split
 from ..demo import run_jobs
 from . import corpora as corpora_mod
 from .curves import ProbePoint, curve, probe_curve, read_metrics
@@ -67,7 +68,7 @@ class Study:
             for share in self.plan.label_shares:
                 if share < 1:
                     tag = f"{name}_train{100 * share:g}"
-                    self.shards[tag] = corpora_mod.subset_shards(self.shards[name], self.data / "shards" / tag, share)
+                    self.shards[tag] = subset_split(self.shards[name], self.data / "shards" / tag, share)
 
     def shards_for(self, arm: Arm) -> Path:
         corpus = TASKS[arm.task].corpus

@@ -29,7 +29,7 @@ def study(tmp_path):
 
 
 def _args(job):
-    return job.argv() if callable(job.argv) else job.argv
+    return job.argv()
 
 
 def test_default_graph(study):
@@ -74,7 +74,7 @@ def test_chosen_job_resolves_from_the_grid(study):
         d.mkdir(parents=True)
         (d / "results.json").write_text(json.dumps({"best_dev": dev} if dev else {"diverged": True}))
     assert not job.cached() and job.resolved
-    assert job.run_dir == study.ft_dir(arm, 2e-3, 2) and "optim.lr=0.002" in job.argv and "seed=2" in job.argv
+    assert job.run_dir == study.ft_dir(arm, 2e-3, 2) and "optim.lr=0.002" in job.argv() and "seed=2" in job.argv()
 
 
 def test_search_and_quick_plans(tmp_path):
