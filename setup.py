@@ -49,8 +49,12 @@ setup(
         "tensorboard>=2.12",
     ],
     extras_require={
-        # transformers is the reference implementation the parity tests compare against.
-        "test": ["pytest>=7", "transformers>=4.40"],
+        # transformers is the reference implementation the parity tests compare against; flashlight-text
+        # (4 MB, no dependencies) runs the beam-search tests where a wheel exists (they skip elsewhere).
+        "test": ["pytest>=7", "transformers>=4.40", "flashlight-text>=0.0.7; python_version < '3.13'"],
+        # beam search with an n-gram LM (ds_w2v/lm/decoder.py): flashlight-text's wheels bundle KenLM's
+        # query side for CPython <= 3.12; on 3.13 pip builds it from source (cmake, a C++ compiler).
+        "lm": ["flashlight-text>=0.0.7"],
         # espeakng-loader ships libespeak-ng + voices: the demo synthesises its corpora offline.
         "demo": ["espeakng-loader>=0.2", "matplotlib>=3.6"],
     },

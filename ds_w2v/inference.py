@@ -15,7 +15,9 @@ The path of a file, one way (CLI: ``ds-w2v transcribe`` / ``ds-w2v classify``):
    sort it by length and cut it into batches of at most ``batch_s`` padded audio-seconds in
    which no row is padded by more than ``max_padding`` (:func:`plan_batches`);
 3. one forward pass a batch in eval mode, zero padding with ``lengths`` (as fine-tuning batches
-   are built), then the model's own greedy CTC ``decode`` or a softmax over its ``labels``;
+   are built), then CTC decoding (greedy by default; ``decoding=DecodingConfig(decoder="beam",
+   lm=...)`` for beam search with an n-gram LM, :mod:`ds_w2v.lm.decoder`) or a softmax over the
+   model's ``labels``;
 4. results come back in input order; a file that cannot be decoded gets a :class:`Result` with
    ``error`` = ``"reason: detail"`` (reasons of :data:`ds_w2v.data.audio.REASONS`, plus
    ``out_of_memory``) and never stops the others.
@@ -36,6 +38,7 @@ import torch
 
 from .data.audio import AudioError, load_audio
 from .data.shard_format import SAMPLE_RATE
+from .lm.decoder import DecodingConfig, build_decoder
 from .models.wav2vec2 import MODEL_TASKS, Wav2Vec2Task, load_model
 
 DEFAULT_BATCH_S = 60.0  # padded audio-seconds per forward pass: ~1 GB peak for BASE on CPU (docs/inference.md)
@@ -113,10 +116,11 @@ def transcribe(
     device: str | torch.device | None = None,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     max_padding: float = MAX_PADDING,
+    decoding: DecodingConfig | None = None,
 ) -> list[Result]:
-    """Greedy CTC transcription of every file, in input order (see :func:`iter_transcribe`)."""
+    """CTC transcription of every file, in input order (see :func:`iter_transcribe`)."""
     return list(iter_transcribe(model, paths, batch_s=batch_s, device=device, max_duration_s=max_duration_s,
-                                max_padding=max_padding))
+                                max_padding=max_padding, decoding=decoding))
 
 
 def classify(
@@ -142,18 +146,21 @@ def iter_transcribe(
     device: str | torch.device | None = None,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     max_padding: float = MAX_PADDING,
+    decoding: DecodingConfig | None = None,
 ) -> Iterator[Result]:
     """:func:`transcribe`, yielding each result as soon as it and every earlier one are known.
 
     ``model``: a CTC model, a ds_w2v model file or an HF folder; it is put in eval mode and moved
     to ``device`` (default: cuda when available). ``batch_s``: padded audio-seconds a forward pass
     (a longer file is a batch of its own). ``max_duration_s``: longer files are refused (None: no
-    limit). ``max_padding``: the largest fraction of a row that may be padding.
+    limit). ``max_padding``: the largest fraction of a row that may be padding. ``decoding``: how
+    the CTC output becomes text (None: greedy); a beam decoder's LM is loaded before any file is read.
     """
     model = load_task_model(model, "ctc")
+    decoder = build_decoder(decoding or DecodingConfig(), model.vocab)
 
     def head(logits: torch.Tensor, frame_lengths: torch.Tensor) -> list[dict]:
-        return [{"text": text} for text in model.decode(logits, frame_lengths)]
+        return [{"text": text} for text in decoder.decode(logits, frame_lengths)]
 
     return _run(model, paths, head, batch_s, device, max_duration_s, max_padding)
 

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "step": ("ds_w2v.bench.step", "time one pretraining update, ours vs HF transformers"),
     "data": ("ds_w2v.bench.data", "streaming and prepare throughput of the data pipeline"),
     "train": ("ds_w2v.bench.train", "DeepSpeed engine updates per size, ZeRO stage and precision, ours vs HF"),
+    "decode": ("ds_w2v.bench.decode", "CTC decoding: greedy vs beam search with an n-gram LM (speed, WER; tuned on dev)"),
 }
 
 

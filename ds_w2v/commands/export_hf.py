@@ -13,7 +13,8 @@ import argparse
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", help="ds_w2v model file (or an HF folder, re-exported)")
+    p.add_argument("src", help="ds_w2v model file, fairseq wav2vec 2.0 checkpoint (a CTC one with its "
+                                "dict.ltr.txt beside it) or HF folder (re-exported)")
     p.add_argument("out", help="folder to write")
     return p
 

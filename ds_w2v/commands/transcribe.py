@@ -3,11 +3,16 @@
     ds-w2v transcribe ctc.pt a.wav b.flac c.sph            # path<TAB>text, in input order
     ds-w2v transcribe hf_small_ctc/ clips/*.wav --json     # {"path", "duration_s", "text"} lines
     ds-w2v transcribe ctc.pt long/*.flac --batch-s 120 --device cuda
+    ds-w2v transcribe ctc.pt a.wav --decoder beam --lm lm.arpa --lm-weight 1 --word-score 0   # pip install .[lm]
 
-MODEL is a ds_w2v model file or an HF transformers folder. Any audio libsndfile reads (WAV
-incl. mu-law and float, FLAC, OGG, NIST SPHERE), any sample rate (resampled to 16 kHz), channels
-averaged. A file that cannot be read is reported on stderr as ``path: reason: detail`` and the
-others go on; the exit code is then 1. See docs/inference.md.
+MODEL is a ds_w2v model file, an HF transformers folder or a fairseq checkpoint. Any audio
+libsndfile reads (WAV incl. mu-law and float, FLAC, OGG, NIST SPHERE), any sample rate (resampled
+to 16 kHz), channels averaged. A file that cannot be read is reported on stderr as
+``path: reason: detail`` and the others go on; the exit code is then 1. See docs/inference.md.
+
+Decoding is greedy unless ``--decoder beam``: beam search with an n-gram LM (an ARPA file from
+``ds-w2v build-lm``; flashlight-text, ``pip install .[lm]``). Choose ``--lm-weight`` and
+``--word-score`` on a dev split with ``ds-w2v evaluate ... --tune-lm`` (README, *Decoding with an LM*).
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``transcribe`` and ``classify``."""
     from ..inference import DEFAULT_BATCH_S, DEFAULT_MAX_DURATION_S, MAX_PADDING
 
-    p.add_argument("model", help="ds_w2v model file or HF transformers folder")
+    p.add_argument("model", help="ds_w2v model file, HF transformers folder or fairseq checkpoint "
+                                  "(with its dict.ltr.txt beside it)")
     p.add_argument("files", nargs="+", metavar="FILES", help="audio files")
     p.add_argument("--batch-s", type=float, default=DEFAULT_BATCH_S,
                    help=f"padded audio-seconds per forward pass (default {DEFAULT_BATCH_S:g})")
@@ -48,14 +54,30 @@ def print_results(results: Iterable, line: Callable, as_json: bool) -> int:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
+    from ..lm.decoder import DECODERS, DecodingConfig
+
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p)
+    d = DecodingConfig()
+    p.add_argument("--decoder", choices=DECODERS, default=d.decoder,
+                   help=f"greedy (default) or beam: beam search with the n-gram LM --lm ({'pip install .[lm]'})")
+    p.add_argument("--lm", help="ARPA n-gram file (ds-w2v build-lm): a word or character LM")
+    p.add_argument("--beam", type=int, default=d.beam, help=f"hypotheses kept per frame (default {d.beam})")
+    p.add_argument("--lm-weight", type=float, default=d.lm_weight,
+                   help=f"weight of the LM's log10 probability (default {d.lm_weight:g}; tune on dev)")
+    p.add_argument("--word-score", type=float, default=d.word_score,
+                   help=f"score added per word (default {d.word_score:g}; tune on dev)")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     from ..inference import iter_transcribe
+    from ..lm.decoder import DecodingConfig
 
+    decoding = DecodingConfig(decoder=args.decoder, lm=args.lm, beam=args.beam, lm_weight=args.lm_weight,
+                              word_score=args.word_score)
+    decoding.validate(lambda key: "--" + key.replace("_", "-"))  # named as typed: --lm-weight
     results = iter_transcribe(args.model, args.files, batch_s=args.batch_s, device=args.device,
-                              max_duration_s=args.max_duration_s or None, max_padding=args.max_padding)
+                              max_duration_s=args.max_duration_s or None, max_padding=args.max_padding,
+                              decoding=decoding)
     return print_results(results, lambda r: f"{r.path}\t{r.text}", args.json)

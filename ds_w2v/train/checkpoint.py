@@ -7,6 +7,7 @@ Layout of ``RUN_DIR``::
     checkpoints/best_update_00000750/  the best-on-dev checkpoint (fine-tuning), a tag of its own
     checkpoints/latest           names the newest *complete* update tag
     checkpoints/best             names the best tag
+    checkpoints/bests            the ``keep_best`` best-on-dev tags kept, best first, with their dev values
 
 Both pointer files are written by rank 0 after every rank's files (DeepSpeed's closing barrier),
 by rename, so a kill or a full disk mid-save leaves them on the previous complete tag. A new best
@@ -14,6 +15,12 @@ is a new directory; the one it replaces is removed only once ``best`` names the 
 saved before that layout has ``checkpoints/best/`` as a directory: it is still read (with a
 warning) and its next best save replaces it. ``resolve_tag`` is the one place where ``latest``,
 ``best`` and tag names become a directory.
+
+**The N best** (``keep_best=N``, for ``ds-w2v average --best N``): a dev value that ranks among
+the N best kept so far is saved as a best tag too, without moving ``best``. The ``bests`` record
+(JSON, written by rank 0 by rename once the tag is complete, like the pointers) lists the kept
+ones; a best tag that neither ``best`` nor ``bests`` names is a partial or replaced one and is
+removed, and the tag that falls out of the N is removed only after the record that drops it stands.
 
 **Another world size or ZeRO stage.** A tag saved on W ranks at ZeRO stage S loads directly into
 an engine of the same W and S. Into another (a job rescheduled on fewer GPUs, or moved from
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import shutil
@@ -50,6 +58,7 @@ from ..models.wav2vec2.model import Wav2Vec2Task
 
 log = logging.getLogger("ds_w2v.train")
 LATEST, BEST = "latest", "best"  # the pointer files' names, accepted wherever a tag is
+BESTS = "bests"  # the record of the kept best tags (keep_best): [{"tag", "update", "value"}], best first
 TAG_RE = re.compile(r"^update_(\d{8})$")
 # a distinct family, so that keep_last counts update tags only; "_1" when a resumed run saves a best
 # again at the update of the best it saved before it was killed (that tag must not be overwritten)
@@ -104,7 +113,49 @@ def best_tag(run_dir: Path) -> str | None:
 
 
 def _pointed_at(run_dir: Path) -> set[str]:
-    return {t for t in (latest_tag(run_dir), best_tag(run_dir)) if t}
+    """The tags a pointer or the ``bests`` record names: complete, never removed."""
+    listed = {e["tag"] for e in kept_bests(run_dir)}
+    return listed | {t for t in (latest_tag(run_dir), best_tag(run_dir)) if t}
+
+
+@dataclass(frozen=True)
+class BestRank:
+    """A best-on-dev save's place: its dev value of the task's best metric, the metric's direction,
+    how many best tags the run keeps (``keep_best``) and whether it is a new best (``best`` moves)."""
+
+    value: float
+    higher_is_better: bool
+    keep: int
+    new_best: bool
+
+    def order(self, value: float | None) -> float:
+        """Sort key, best first; NaN (or no value) last."""
+        if value is None or math.isnan(value):
+            return math.inf
+        return -value if self.higher_is_better else value
+
+
+def kept_bests(run_dir: Path) -> list[dict[str, Any]]:
+    """The ``bests`` record's entries whose tag directory exists (none for a run without one)."""
+    f = ckpt_dir(run_dir) / BESTS
+    try:
+        entries = json.loads(f.read_text())
+    except (FileNotFoundError, ValueError):  # no record (keep_best unused, an older run); never half a one: renamed
+        return []
+    return [e for e in entries if isinstance(e, dict) and _is_tag(run_dir, str(e.get("tag", "")))]
+
+
+def ranks_among_bests(run_dir: Path, rank: BestRank) -> bool:
+    """Whether a dev value that is not a new best still belongs among the ``rank.keep`` best tags:
+    fewer are kept, or it beats the worst of them. Every rank reads the same record (it changes
+    only inside _commit_best, between barriers), so all agree on the collective save."""
+    if rank.keep <= 1:
+        return False
+    entries = kept_bests(run_dir)
+    held = {e["tag"] for e in entries} | {t for t in (best_tag(run_dir),) if t}  # an older run's best: a slot
+    if len(held) < rank.keep:
+        return True
+    return bool(entries) and rank.order(rank.value) < max(rank.order(e.get("value")) for e in entries)
 
 
 def _inventory(run_dir: Path) -> str:
@@ -112,6 +163,35 @@ def _inventory(run_dir: Path) -> str:
     tags = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
     pointers = [f"{name} -> {t}" for name, t in ((LATEST, latest_tag(run_dir)), (BEST, best_tag(run_dir))) if t]
     return "tags: " + (", ".join(tags) or "none") + "".join(f"; {p}" for p in pointers)
+
+
+def complete_tags(run_dir: Path) -> dict[str, int]:
+    """Every tag directory a kill or a failed save cannot have left half-written -> its update: the
+    update tags up to the one ``latest`` names (a newer one is a save cut short), and the tags a
+    pointer or the ``bests`` record names (written after their tag was complete)."""
+    run_dir = Path(run_dir)
+    latest = latest_tag(run_dir)
+    newest = _tag_update(run_dir, latest) if latest else -1
+    found: dict[str, int] = {}
+    d = ckpt_dir(run_dir)
+    for p in sorted(d.iterdir()) if d.is_dir() else []:
+        m = TAG_RE.match(p.name)
+        if p.is_dir() and m and int(m.group(1)) <= newest:
+            found[p.name] = int(m.group(1))
+    for tag in _pointed_at(run_dir):
+        update = _tag_update(run_dir, tag)
+        if update is not None:
+            found[tag] = update
+    return found
+
+
+def _tag_update(run_dir: Path, tag: str) -> int | None:
+    """The update a tag was saved at: from its name, or (a best of the older layout) its client state."""
+    m = TAG_RE.match(tag) or BEST_TAG_RE.match(tag)
+    if m:
+        return int(m.group(1))
+    client = saved_state(run_dir, tag)
+    return int(client["update"]) if client and "update" in client else None
 
 
 def resolve_tag(run_dir: Path, tag: str | None) -> str:
@@ -164,11 +244,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(engine, run_dir: Path, tag: str, client_state: dict[str, Any], keep_last: int, is_rank0: bool,
-         save_latest: bool = True) -> str:
+         save_latest: bool = True, rank: BestRank | None = None) -> str:
     """Save ``tag``, then point ``latest`` at it; returns the tag directory written. ``tag="best"``
-    writes a new ``best_update_*`` tag (from ``client_state["update"]``) and points ``best`` at it.
-    A save that fails (a full disk) removes its partial tag directory and leaves the pointers on
-    the previous complete checkpoints."""
+    writes a new ``best_update_*`` tag (from ``client_state["update"]``) and points ``best`` at it;
+    with a ``rank``, enters it into the ``bests`` record (keeping ``rank.keep``) and moves ``best``
+    only for a new best. A save that fails (a full disk) removes its partial tag directory and
+    leaves the pointers and the record on the previous complete checkpoints."""
     run_dir = Path(run_dir)
     is_best = tag == BEST
     if is_best:
@@ -187,7 +268,7 @@ def save(engine, run_dir: Path, tag: str, client_state: dict[str, Any], keep_las
             shutil.rmtree(ckpt_dir(run_dir) / tag, ignore_errors=True)  # frees the space it took
         raise
     if is_best:
-        _commit_best(run_dir, tag, is_rank0)
+        _commit_best(run_dir, tag, is_rank0, int(client_state["update"]), rank)
     if not save_latest:
         return tag
     if is_rank0:
@@ -208,16 +289,24 @@ def _new_best_tag(run_dir: Path, update: int) -> str:
     return tag
 
 
-def _commit_best(run_dir: Path, tag: str, is_rank0: bool) -> None:
-    """Rank 0 points ``best`` at the complete ``tag`` and removes the best it replaces; then every
-    rank waits, so that none reads ``best`` (the trainer loads it after its last save) before it
-    moved."""
+def _commit_best(run_dir: Path, tag: str, is_rank0: bool, update: int, rank: BestRank | None) -> None:
+    """Rank 0 enters the complete ``tag`` into the ``bests`` record (with a ``rank``), points
+    ``best`` at it (a new best) and removes the best tags neither names any more; then every rank
+    waits, so that none reads ``best`` (the trainer loads it after its last save) or the record
+    before they moved. A kill between the two renames keeps both the old and the new best: the
+    pointer still names the one, the record the other."""
     d = ckpt_dir(run_dir)
     try:
         if is_rank0:
             if (d / BEST).is_dir():  # an older run's best: out of the way, removed once the pointer stands
                 (d / BEST).rename(d / OLD_BEST_MOVED)
-            _write_pointer(run_dir, BEST, tag)
+            if rank is not None:
+                entries = [e for e in kept_bests(run_dir) if e["tag"] != tag]
+                entries.append({"tag": tag, "update": update, "value": rank.value})
+                entries.sort(key=lambda e: rank.order(e.get("value")))
+                _write_pointer(run_dir, BESTS, json.dumps(entries[:max(1, rank.keep)], indent=1))
+            if rank is None or rank.new_best:
+                _write_pointer(run_dir, BEST, tag)
             _remove_stale_bests(run_dir)
     finally:
         _barrier()
@@ -412,8 +501,12 @@ def model_from_run(run_dir: Path, tag: str | None = None) -> Wav2Vec2Task:
     if there is one, else ``latest``)."""
     run_dir = Path(run_dir)
     tag = resolve_tag(run_dir, tag)
-    meta = json.loads((run_dir / "model.json").read_text())
-    state = consolidated_state_dict(run_dir, tag)
+    return model_with_state(run_dir, tag, consolidated_state_dict(run_dir, tag))
+
+
+def model_with_state(run_dir: Path, tag: str, state: dict[str, torch.Tensor]) -> Wav2Vec2Task:
+    """The run's model (``model.json``) holding ``state`` (consolidated weights, as of ``tag``)."""
+    meta = json.loads((Path(run_dir) / "model.json").read_text())
     template = model_from_payload({**meta, "state_dict": None}, str(run_dir), load_weights=False)
     full = template.state_dict()
     for k in full:  # buffers (the update counter) are not in ZeRO's fp32 partitions

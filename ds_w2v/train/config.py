@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from ..lm.decoder import DecodingConfig
 from .tasks import DEFAULT_TARGET, TASK_CLASSES, select_task
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -189,6 +190,10 @@ class TrainConfig:
     eval_every: int = 1_000
     save_every: int = 1_000
     keep_last: int = 3
+    keep_best: int = 1
+    """Best-on-dev checkpoints kept (``best_update_*`` tags; ``checkpoints/best`` names the best):
+    a dev value among the ``keep_best`` best so far is saved too, for ``ds-w2v average --best N``
+    (fairseq's ``--keep-best-checkpoints``). Each costs a full checkpoint (weights + Adam state)."""
     max_bad_updates: int = 5
     """Consecutive non-finite updates after which the run stops (the last checkpoint stays)."""
     freeze_transformer_updates: int = 0
@@ -218,6 +223,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    """How a CTC task's dev and test hypotheses are decoded (``ds_w2v/lm/decoder.py``): greedy by
+    default; ``decoding.decoder=beam decoding.lm=lm.arpa`` for beam search with an n-gram LM."""
 
     def __post_init__(self) -> None:
         # data.target chooses among the tasks of one task model (the one place: tasks.select_task);
@@ -269,7 +277,7 @@ class TrainConfig:
             bad("max_updates", "must be >= 1")
         if self.max_train_s is not None and self.max_train_s <= 0:
             bad("max_train_s", f"must be > 0 seconds, got {self.max_train_s}")
-        for key in ("log_every", "eval_every", "save_every", "keep_last", "max_bad_updates"):
+        for key in ("log_every", "eval_every", "save_every", "keep_last", "keep_best", "max_bad_updates"):
             if getattr(self, key) < 1:
                 bad(key, "must be >= 1")
         if self.schedule.kind not in ("polynomial", "tri_stage"):
@@ -282,6 +290,7 @@ class TrainConfig:
                 bad("optim.lr", f"must be > 0 for the tri_stage schedule, got {self.optim.lr}")
             if self.schedule.final_lr_scale <= 0:
                 bad("schedule.final_lr_scale", f"must be > 0 (exponential decay), got {self.schedule.final_lr_scale}")
+        self.decoding.validate()
         if self.compile not in COMPILE_MODES:
             bad("compile", f"{self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
         ac = self.activation_checkpointing

@@ -210,9 +210,9 @@ class Trainer:
         self.module.set_num_updates(self.update)
         ckpt.set_rng_state(client["rng"])
 
-    def save(self, tag: str | None = None, latest: bool = True) -> None:
+    def save(self, tag: str | None = None, latest: bool = True, rank: ckpt.BestRank | None = None) -> None:
         ckpt.save(self.engine, self.run_dir, tag or ckpt.tag_for(self.update), self.state_dict(),
-                  self.config.keep_last, self.is_rank0, save_latest=latest)
+                  self.config.keep_last, self.is_rank0, save_latest=latest, rank=rank)
 
     def _periodic_save(self, final: bool = False) -> bool:
         """Save at this update. A save that fails (full disk: OSError, or torch.save's RuntimeError)
@@ -380,10 +380,16 @@ class Trainer:
             return
         self.logger.log(self.update, {f"dev/{k}": v for k, v in metrics.items()})
         value = metrics.get(self.task.best_metric)
-        if value is not None and self.task.is_better(value, self.state.best):
+        if value is None:
+            return
+        new_best = self.task.is_better(value, self.state.best)
+        if new_best:
             self.state.best, self.state.best_update = value, self.update
-            self.save("best", latest=False)
-            if self.is_rank0:
+        # keep_best > 1: a value among the N best so far is kept too (ds-w2v average --best N)
+        rank = ckpt.BestRank(float(value), self.task.higher_is_better, self.config.keep_best, new_best)
+        if new_best or ckpt.ranks_among_bests(self.run_dir, rank):
+            self.save("best", latest=False, rank=rank)
+            if self.is_rank0 and new_best:
                 log.info("update %d: new best dev %s = %.4f", self.update, self.task.best_metric, value)
 
     def _probe(self) -> None:

@@ -107,6 +107,80 @@ def test_best_and_update_saves_keep_their_own_pointers(tmp_path):
     assert _dirs(run) == ["best_update_00000002", "update_00000004", "update_00000006"]
 
 
+# -- keep_best: the N best tags and their record ---------------------------------------------------
+def _ranked_save(run: Path, update: int, value: float, keep: int, fail: bool = False) -> str | None:
+    """What the trainer does after a dev evaluation (lower is better): a new best, or a value among
+    the ``keep`` best so far, is saved as a best tag; anything else is not saved (None)."""
+    record = ckpt.kept_bests(run)
+    new_best = not record or value < min(e["value"] for e in record)
+    rank = ckpt.BestRank(value, higher_is_better=False, keep=keep, new_best=new_best)
+    if not (new_best or ckpt.ranks_among_bests(run, rank)):
+        return None
+    return ckpt.save(FilesEngine(fail), run, "best", {"update": update}, keep_last=2, is_rank0=True,
+                     save_latest=False, rank=rank)
+
+
+def _record(run: Path) -> list[tuple[str, float]]:
+    return [(e["tag"], e["value"]) for e in ckpt.kept_bests(run)]
+
+
+def test_keep_best_keeps_the_n_best_tags_ranked_by_dev_value(tmp_path):
+    run = tmp_path / "run"
+    saved = [_ranked_save(run, u, v, keep=3) for u, v in [(1, 0.9), (2, 0.8), (3, 0.85), (4, 0.95), (5, 0.82)]]
+    # 4 (0.95) is worse than the three kept then; 5 (0.82) pushes 1 (0.9) out
+    assert saved == ["best_update_00000001", "best_update_00000002", "best_update_00000003", None,
+                     "best_update_00000005"]
+    assert _record(run) == [("best_update_00000002", 0.8), ("best_update_00000005", 0.82),
+                            ("best_update_00000003", 0.85)]
+    assert best_tag(run) == "best_update_00000002"  # only a new best moves the pointer
+    assert _dirs(run) == ["best_update_00000002", "best_update_00000003", "best_update_00000005"]
+    prune(run, keep_last=1)  # the record's tags are kept like the pointers' ones
+    assert _dirs(run) == ["best_update_00000002", "best_update_00000003", "best_update_00000005"]
+    assert ckpt.complete_tags(run) == {"best_update_00000002": 2, "best_update_00000003": 3,
+                                       "best_update_00000005": 5}
+
+
+def test_keep_best_1_is_the_single_best(tmp_path):
+    run = tmp_path / "run"
+    saved = [_ranked_save(run, u, v, keep=1) for u, v in [(1, 0.9), (2, 0.95), (3, 0.8)]]
+    assert saved == ["best_update_00000001", None, "best_update_00000003"]
+    assert _dirs(run) == ["best_update_00000003"] and _record(run) == [("best_update_00000003", 0.8)]
+    assert best_tag(run) == "best_update_00000003"
+
+
+def test_a_failed_ranked_save_leaves_the_record_pointer_and_tags(tmp_path):
+    run = tmp_path / "run"
+    for u, v in [(1, 0.9), (2, 0.8)]:
+        _ranked_save(run, u, v, keep=2)
+    before = (_record(run), best_tag(run), _dirs(run))
+    for value in (0.7, 0.85):  # a new best, and one that only ranks among the two
+        with pytest.raises(OSError, match="No space left"):
+            _ranked_save(run, 3, value, keep=2, fail=True)
+        assert (_record(run), best_tag(run), _dirs(run)) == before
+
+
+def test_a_kill_between_the_record_and_the_best_pointer_keeps_both_bests(tmp_path, monkeypatch):
+    """The record names the new best before ``best`` moves; in between, neither best is removed."""
+    run = tmp_path / "run"
+    _ranked_save(run, 1, 0.9, keep=1)
+    write = ckpt._write_pointer
+
+    def killed_at_the_pointer(run_dir, name, text):
+        if name == ckpt.BEST:
+            raise KeyboardInterrupt  # the process dies here
+        write(run_dir, name, text)
+
+    monkeypatch.setattr(ckpt, "_write_pointer", killed_at_the_pointer)
+    with pytest.raises(KeyboardInterrupt):
+        _ranked_save(run, 2, 0.8, keep=1)
+    monkeypatch.undo()
+    assert best_tag(run) == "best_update_00000001" and _record(run) == [("best_update_00000002", 0.8)]
+    prune(run, keep_last=1)
+    assert _dirs(run) == ["best_update_00000001", "best_update_00000002"]
+    assert _ranked_save(run, 3, 0.7, keep=1) == "best_update_00000003"  # the next best save tidies up
+    assert _dirs(run) == ["best_update_00000003"] and best_tag(run) == "best_update_00000003"
+
+
 # -- prune -------------------------------------------------------------------------------------------
 def test_prune_keeps_the_newest_update_tags_and_every_tag_a_pointer_names(tmp_path):
     run = tmp_path / "run"

@@ -14,6 +14,7 @@ heads.py           CTC and sequence-classification models
 registry.py        MODEL_TASKS: the task models by name (register_model_task)
 factory.py         build_model / save_model / load_model, the model file format
 interop_hf.py      HF transformers key table, config mapping, export and import
+interop_fairseq.py fairseq checkpoints in: key table, config reading, dict.ltr.txt, safe unpickling
 """
 from .config import Wav2Vec2Config
 from .factory import build_model, load_model, save_model

@@ -19,6 +19,7 @@ import torch
 
 from ...text import CharVocab
 from .config import Wav2Vec2Config
+from .interop_fairseq import is_fairseq_checkpoint, load_fairseq_checkpoint, load_torch_file
 from .interop_hf import load_hf_folder
 from .model import Wav2Vec2Task
 from .presets import preset_config
@@ -90,16 +91,27 @@ def model_from_payload(payload: dict[str, Any], source: str = "<memory>", load_w
     return model
 
 
-def load_model(path: str | Path) -> Wav2Vec2Task:
-    """Load a ds_w2v model file, or a local HF transformers wav2vec2 folder (config.json +
-    model.safetensors / pytorch_model.bin), as the matching task model."""
+def load_model(path: str | Path, dictionary: str | Path | None = None) -> Wav2Vec2Task:
+    """Load a ds_w2v model file, a local HF transformers wav2vec2 folder (config.json +
+    model.safetensors / pytorch_model.bin) or a fairseq wav2vec 2.0 checkpoint (pretraining or
+    CTC fine-tuned, told apart by content) as the matching task model.
+
+    dictionary: for a fine-tuned fairseq checkpoint, fairseq's dictionary of its CTC outputs;
+        default ``dict.<labels>.txt`` (``dict.ltr.txt``) beside it (``interop_fairseq``)."""
     path = Path(path)
     if path.is_dir():
-        return load_hf_folder(path)
-    if not path.is_file():
+        model = load_hf_folder(path)
+    elif not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file or folder")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle / zip errors: say which file and why, in one line
-        raise ValueError(f"{path}: not a ds_w2v model file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    return model_from_payload(payload, str(path))
+    else:
+        try:
+            payload = load_torch_file(path)
+        except Exception as e:  # pickle / zip errors: say which file and why, in one line
+            reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+            raise ValueError(f"{path}: not a ds_w2v model file or fairseq checkpoint ({reason})") from None
+        if is_fairseq_checkpoint(payload):
+            return load_fairseq_checkpoint(payload, path, dictionary)
+        model = model_from_payload(payload, str(path))
+    if dictionary is not None:
+        raise ValueError(f"{path}: not a fairseq checkpoint; dictionary= is for fine-tuned fairseq checkpoints only")
+    return model

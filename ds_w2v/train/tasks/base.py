@@ -49,7 +49,8 @@ def _from_init(init: Wav2Vec2Task, task: str, overrides: dict, **head) -> Wav2Ve
 
 
 def load_init(spec: str) -> Wav2Vec2Task:
-    """``model.init``: a model file, an HF folder, or a run directory (best, else latest)."""
+    """``model.init``: a model file, an HF folder, a fairseq checkpoint (a CTC one with its
+    ``dict.ltr.txt`` beside it), or a run directory (best, else latest)."""
     from pathlib import Path
 
     from ..checkpoint import is_run_dir, model_from_run

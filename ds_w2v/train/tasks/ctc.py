@@ -3,7 +3,10 @@ transcripts are the targets; dev WER (or CER) chooses the best checkpoint.
 
 A CTC task on other targets (``phone_ctc.py``) changes what the head's vocabulary is, what an
 utterance's reference is and how its errors are counted (``data_vocab``, ``references``,
-``encode``, ``error_sums`` and the metrics); the loss, the decoding and the scoring loop are these."""
+``encode``, ``error_sums`` and the metrics); the loss, the decoding and the scoring loop are these.
+
+Dev and test hypotheses are decoded as ``config.decoding`` says (``ds_w2v/lm/decoder.py``): greedy
+by default, or beam search with an n-gram LM (``decoding.decoder=beam decoding.lm=lm.arpa``)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -11,6 +14,7 @@ from typing import Sequence
 import torch
 
 from ...data.batching import FINETUNE, Batch
+from ...lm.decoder import build_decoder
 from ...text import CharVocab, edit_errors
 from .base import StepResult, Task, device_figure, host_float, model_inputs
 
@@ -26,6 +30,7 @@ class CTCTask(Task):
     def __init__(self, config, index):
         super().__init__(config, index)
         self.vocab = self.data_vocab(index)
+        self.decoder = build_decoder(config.decoding, self.vocab)
 
     # -- the head and the targets ------------------------------------------------------------------
     def data_vocab(self, index) -> CharVocab:
@@ -67,23 +72,24 @@ class CTCTask(Task):
             out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         return out.to(device)
 
-    def _forward(self, model, batch: Batch):
+    def forward(self, model, batch: Batch):
+        """The model's output on ``batch`` (loss against its references) and the references."""
         audio, lengths = model_inputs(batch, model)
         refs = self.references(batch)
         return model(audio, lengths, targets=self.targets(refs, audio.device)), refs
 
     # -- training and evaluation -------------------------------------------------------------------
     def step(self, model, batch):
-        out, _ = self._forward(model, batch)
+        out, _ = self.forward(model, batch)
         return StepResult(out.loss, out.sample_size, {"loss": device_figure(out.loss) / out.sample_size})
 
     def eval_sums(self, model, batch):
-        out, refs = self._forward(model, batch)
-        hyps = getattr(model, "module", model).decode(out.logits, out.frame_lengths)
+        out, refs = self.forward(model, batch)
+        hyps = self.decoder.decode(out.logits, out.frame_lengths)
         return {"loss": host_float(out.loss), "n": len(refs), **self.error_sums(refs, hyps)}
 
     def error_sums(self, refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
-        """The edit sums of one batch's greedy hypotheses against its references."""
+        """The edit sums of one batch's hypotheses against its references."""
         import jiwer
 
         word_err, words = edit_errors(refs, hyps, jiwer.process_words)

@@ -1,0 +1,67 @@
+"""``ds-w2v build-lm TEXT... --out lm.arpa``: an n-gram LM for beam search decoding.
+
+    ds-w2v build-lm demo_data/shards/timit --order 4 --out timit_4gram.arpa     # the train transcripts
+    ds-w2v build-lm corpus.txt more.txt --order 3 --out words.arpa               # one sentence a line
+    ds-w2v build-lm demo_data/shards/timit --unit char --order 6 --out chars.arpa
+
+Each TEXT is a plain text file (UTF-8, one sentence a line) or a directory made by ``ds-w2v
+prepare`` (the transcripts of its ``--split``, default train: never build the LM from the
+splits you score). Lines are normalised as the CTC targets are. The model is interpolated
+modified Kneser-Ney (``ds_w2v/lm/ngram.py``), written as ARPA; any KenLM-reading decoder takes
+it, and ``ds-w2v transcribe --decoder beam --lm`` / ``decoding.lm`` use it:
+
+* ``--unit word`` (default): a word LM; the beam search keeps to its words (a lexicon);
+* ``--unit char``: characters and the word delimiter ``|``; the beam search may write any word.
+  Characters need a longer history than words: order 6, the most flashlight-text's KenLM reads
+  (it is built with KENLM_MAX_ORDER=6; ``--order`` above that writes a file only other tools read).
+
+Counting is in memory, for transcript-sized text (a few million words); for more, KenLM's
+``lmplz -o 4 --discount_fallback < text > lm.arpa`` writes the same kind of file.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    from ..lm.corpus import UNITS
+
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("text", nargs="+", metavar="TEXT", help="text files (one sentence a line) or prepared directories")
+    p.add_argument("--out", required=True, help="the ARPA file to write")
+    p.add_argument("--order", type=int, default=4, help="n-gram order (default 4, wav2vec 2.0's word LM)")
+    p.add_argument("--unit", choices=UNITS, default="word", help="word (default) or char n-grams")
+    p.add_argument("--split", default="train", help="the split read from a prepared directory (default train)")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..lm.arpa import write_arpa
+    from ..lm.corpus import read_sentences, sentence_tokens
+    from ..lm.ngram import count_ngrams, estimate
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.order < 1:
+        raise ValueError(f"--order must be >= 1, got {args.order}")
+    start = time.perf_counter()
+    num_sentences = num_tokens = 0
+
+    def sentences():
+        nonlocal num_sentences, num_tokens
+        for text in read_sentences(args.text, args.split):
+            tokens = sentence_tokens(text, args.unit)
+            num_sentences += 1
+            num_tokens += len(tokens)
+            yield tokens
+
+    counted = count_ngrams(sentences(), args.order)
+    if not num_sentences:
+        raise ValueError(f"{' '.join(args.text)}: no text to count (every line empty once normalised)")
+    lm = estimate(counted)
+    write_arpa(lm, args.out)
+    counts = ", ".join(f"{k + 1}-grams {len(p):,}" for k, p in enumerate(lm.log10_p))
+    print(f"{args.out}: {args.unit} {args.order}-gram LM from {num_sentences:,} sentences, {num_tokens:,} {args.unit}s "
+          f"({len(lm.vocabulary) - 3:,} distinct; {counts}) in {time.perf_counter() - start:.1f} s")
+    return 0
