@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from .harness import load_average, machine_name
 
     torch.set_num_threads(1)  # the decoders run on one thread; so does the forward, for a fair RTF
-    lm_weights, word_scores = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.word_scores, "--word-scores")
+    lm_weights = parse_grid(args.lm_weights, "--lm-weights")
+    word_scores = parse_grid(args.word_scores, "--word-scores")
     model = load_task_model(args.model, "ctc").eval()
     load_at_start = load_average()
     data = {}
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     scored = data[args.split]
     n, audio_s = len(scored["refs"]), scored["audio_s"]
     print(f"bench decode: {args.model} on {args.data} {args.split} ({n} utterances, {audio_s:.0f} audio-s), weights "
-          f"chosen on {args.tune_split} ({len(data[args.tune_split]['refs'])} utterances); {machine_name(torch.device('cpu'))}")
+          f"chosen on {args.tune_split} ({len(data[args.tune_split]['refs'])} utterances); "
+          f"{machine_name(torch.device('cpu'))}")
     print(f"forward (1 thread): {scored['forward_cpu_s'] / audio_s:.4f} CPU-s per audio-s")
     rows = []
 
@@ -150,9 +152,10 @@ def run(args: argparse.Namespace) -> int:
         r = {"decoder": name, **_errors(scored["refs"], hyps), "cpu_s": cpu_s, "utt_per_cpu_s": n / cpu_s,
              "rtf": cpu_s / audio_s, **extra}
         rows.append(r)
-        print(f"  {name:<44} WER {100 * r['wer']:5.1f} %  CER {100 * r['cer']:5.1f} %  {r['utt_per_cpu_s']:8.1f} utt/CPU-s"
-              f"  RTF {r['rtf']:.5f}" + (f"  (lm_weight {extra['lm_weight']:g}, word_score {extra['word_score']:g})"
-                                         if "lm_weight" in extra else ""), flush=True)
+        weights = (f"  (lm_weight {extra['lm_weight']:g}, word_score {extra['word_score']:g})"
+                   if "lm_weight" in extra else "")
+        print(f"  {name:<44} WER {100 * r['wer']:5.1f} %  CER {100 * r['cer']:5.1f} %  "
+              f"{r['utt_per_cpu_s']:8.1f} utt/CPU-s  RTF {r['rtf']:.5f}{weights}", flush=True)
 
     greedy = GreedyDecoder(model.vocab)
     hyps, cpu_s = _timed(lambda e: greedy.decode(e[None], torch.tensor([len(e)]))[0], scored["emissions"])

@@ -45,7 +45,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="beam search: choose decoding.lm_weight and decoding.word_score on data.dev_split first")
     p.add_argument("--lm-weights", default=DEFAULT_LM_WEIGHTS, help=f"--tune-lm grid (default {DEFAULT_LM_WEIGHTS})")
     p.add_argument("--word-scores", default=DEFAULT_WORD_SCORES,
-                   help=f"--tune-lm grid (default {DEFAULT_WORD_SCORES}; write --word-scores=-1,0 when it starts with -)")
+                   help=f"--tune-lm grid (default {DEFAULT_WORD_SCORES}; a list starting with - needs '=': "
+                        "--word-scores=-1,0)")
     return p
 
 

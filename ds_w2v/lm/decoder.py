@@ -64,12 +64,14 @@ class DecodingConfig:
     """Hypotheses kept per frame (fairseq's ``--beam``; 500 in the wav2vec 2.0 paper's LM rows,
     at ~10x the time)."""
     lm_weight: float = 2.0
-    """Weight of the LM's log10 probability against the acoustic ln probabilities: the value
-    of wav2vec 2.0's example 4-gram command (fairseq ``--lm-weight 2``). Tune it on dev
-    (``ds-w2v evaluate ... --tune-lm``), never on test."""
-    word_score: float = -1.0
-    """Added per word written (per ``|`` with a character LM): > 0 favours more words; wav2vec
-    2.0's example uses -1 (fairseq ``--word-score``). Tuned with ``lm_weight``."""
+    """Weight of the LM's log10 probability against the acoustic ln probabilities. 2 is what the
+    demo's dev split chose for tiny with a word 4-gram (BENCHMARKS.md) and the value of wav2vec
+    2.0's example 4-gram command (fairseq ``--lm-weight 2``). Tune it on dev (``ds-w2v evaluate
+    ... --tune-lm``), never on test."""
+    word_score: float = 0.0
+    """Added per word written (per ``|`` with a character LM): > 0 favours more words. 0 is the
+    demo's dev choice beside ``lm_weight`` 2 (wav2vec 2.0's example uses -1, fairseq
+    ``--word-score``). Tuned with ``lm_weight``."""
     beam_threshold: float = 25.0
     """Hypotheses scoring this much below the frame's best are pruned (ln units; fairseq's 25)."""
 
@@ -144,7 +146,7 @@ class BeamDecoder:
     decoder with other ``lm_weight`` / ``word_score`` sharing them (tuning on dev)."""
 
     def __init__(self, vocab: CharVocab, lm: str | os.PathLike, *, beam: int = 50, lm_weight: float = 2.0,
-                 word_score: float = -1.0, beam_threshold: float = 25.0):
+                 word_score: float = 0.0, beam_threshold: float = 25.0):
         fl_decoder, Dictionary, KenLM = flashlight_text()
         if any(len(t) > 1 for t in vocab.tokens[len(SPECIAL_TOKENS):]):
             raise ValueError("beam search with an n-gram LM needs a character vocabulary; this model writes "

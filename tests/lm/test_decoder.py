@@ -78,7 +78,8 @@ def test_clear_acoustics_are_kept_and_with_weights_shares_the_lm(lms):
     one = torch.tensor([clear.shape[1]])
     assert decoder.decode(clear, one) == heavy.decode(clear, one) == ["a cut bled"]
     cut = torch.tensor([CAT_HEARD_AS_CUT.shape[1]])
-    assert decoder.decode(CAT_HEARD_AS_CUT, cut) == ["the cut sat"] and heavy.decode(CAT_HEARD_AS_CUT, cut) == ["the cat sat"]
+    assert decoder.decode(CAT_HEARD_AS_CUT, cut) == ["the cut sat"]
+    assert heavy.decode(CAT_HEARD_AS_CUT, cut) == ["the cat sat"]
     assert heavy.describe() == {"decoder": "beam", "lm": str(lms["word"]), "lm_kind": "word", "beam": 50,
                                 "lm_weight": 2.0, "word_score": 0.0, "beam_threshold": 25.0}
 
@@ -147,3 +148,13 @@ def test_a_phone_model_is_refused(lms):
 
     with pytest.raises(ValueError, match="needs a character vocabulary"):
         build_decoder(DecodingConfig(decoder="beam", lm=str(lms["word"])), PHONE_VOCAB)
+
+
+def test_an_lm_longer_than_kenlm_reads_is_one_line(tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    from ds_w2v.lm.decoder import MAX_LM_ORDER
+
+    lm = write_arpa(build_ngram_lm([sentence_tokens(t, "char") for t in TEXTS], MAX_LM_ORDER + 1), tmp_path / "c7.arpa")
+    with pytest.raises(ValueError, match=f"a {MAX_LM_ORDER + 1}-gram model; flashlight-text's KenLM reads orders up to "
+                                         f"{MAX_LM_ORDER}"):
+        build_decoder(DecodingConfig(decoder="beam", lm=str(lm)), VOCAB)

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from ds_w2v.lm.arpa import read_arpa, read_vocabulary, write_arpa
-from ds_w2v.lm.ngram import BOS, EOS, FALLBACK_DISCOUNTS, UNK, build_ngram_lm, count_ngrams, estimate, kneser_ney_counts, modified_discounts
+from ds_w2v.lm.ngram import (BOS, EOS, FALLBACK_DISCOUNTS, UNK, build_ngram_lm, count_ngrams, estimate,
+                             kneser_ney_counts, modified_discounts)
 
 # The worked example: five sentences, order 2.
 #   <s> a b </s> | <s> b a b </s> | <s> a </s> | <s> c a </s> | <s> a b </s>

@@ -48,7 +48,8 @@ def split_records(shards: Path, split: str) -> list[tuple[np.ndarray, str]]:
 def ctc_model(timit_shards, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     # the layer-norm encoder: a padded batch gives each row what it gives alone
-    model = ds_w2v.build_model("tiny", "ctc", vocab=str(timit_shards / "vocab.json"), extractor_mode="layer", conv_bias=True)
+    model = ds_w2v.build_model("tiny", "ctc", vocab=str(timit_shards / "vocab.json"), extractor_mode="layer",
+                               conv_bias=True)
     with torch.no_grad():
         model.lm_head.weight.normal_(0.0, 0.2)  # logits ~ +-3: a different character wins frame to frame
     return ds_w2v.save_model(model, tmp_path_factory.mktemp("model") / "ctc.pt")
@@ -125,7 +126,8 @@ def test_tune_lm_chooses_on_dev_and_scores_test_with_the_choice(timit_shards, ct
     grid = scores["tuning"]["grid"]
     assert scores["tuning"]["split"] == "dev" and len(grid) == 4 and list(scores["splits"]) == ["test"]
     best = min(grid, key=lambda p: (p["wer"], p["cer"], abs(p["lm_weight"]), abs(p["word_score"])))
-    assert (scores["decoding"]["lm_weight"], scores["decoding"]["word_score"]) == (best["lm_weight"], best["word_score"])
+    chosen = scores["decoding"]
+    assert (chosen["lm_weight"], chosen["word_score"]) == (best["lm_weight"], best["word_score"])
     assert len({(p["wer"], p["cer"]) for p in grid}) > 1  # the weights change what is written
     # the test score is that of the chosen weights, as a plain evaluation with them gives it
     fixed = evaluate(timit_shards, ctc_model, tmp_path / "fixed.json", "--split", "test", *beam,
@@ -157,7 +159,8 @@ def test_transcribe_command_with_beam_in_a_subprocess(timit_shards, ctc_model, w
         assert proc.returncode == 0, proc.stderr
         return [json.loads(line) for line in proc.stdout.splitlines()]
 
-    beam = transcribe("--decoder", "beam", "--lm", str(word_lm), "--beam", "20", "--lm-weight", "1", "--word-score", "3")
+    beam = transcribe("--decoder", "beam", "--lm", str(word_lm), "--beam", "20", "--lm-weight", "1",
+                      "--word-score", "3")
     greedy = transcribe()
     assert [r["path"] for r in beam] == [r["path"] for r in greedy] == list(map(str, wavs))  # stdout: results only
     lexicon = set(read_vocabulary(word_lm))
@@ -176,3 +179,25 @@ def test_bench_decode_tunes_on_dev_and_reports_each_decoder(timit_shards, ctc_mo
     best = min(beam["tune_grid"], key=lambda p: (p["wer"], p["cer"], abs(p["lm_weight"])))
     assert beam["lm_weight"] == best["lm_weight"] and beam["utt_per_cpu_s"] > 0 and 0 <= beam["cer"]
     assert "greedy" in capsys.readouterr().out
+
+
+def test_a_training_run_scores_dev_and_test_with_decoding_beam(timit_shards, ctc_model, word_lm, tmp_path):
+    """``decoding.*`` in a fine-tuning run: its dev and test scores are the beam decoder's. With an
+    lr of 1e-30 the one update leaves every fp32 weight as it was, so the run's test score must be
+    ``ds-w2v evaluate``'s on the initial model with the same decoding."""
+    pytest.importorskip("deepspeed")
+    from ds_w2v.train.config import load_config
+    from ds_w2v.train.trainer import Trainer
+
+    beam = ["decoding.decoder=beam", f"decoding.lm={word_lm}", "decoding.lm_weight=1.0", "decoding.word_score=0.5"]
+    run = tmp_path / "run"
+    result = Trainer(load_config("finetune_ctc_tiny", [
+        f"data.shards={timit_shards}", f"run_dir={run}", f"model.init={ctc_model}", "precision=fp32", "device=cpu",
+        "data.batch_s=12", "global_batch_s=12", "max_updates=1", "eval_every=1", "optim.lr=1e-30", *beam])).train()
+    scores = evaluate(timit_shards, ctc_model, tmp_path / "beam.json", "--split", "dev", "--split", "test", *beam)
+    greedy = evaluate(timit_shards, ctc_model, tmp_path / "greedy.json", "--split", "test")
+    for key in ("wer", "cer", "num_utterances"):
+        assert result["test"][key] == scores["splits"]["test"][key], key
+    assert result["test"]["cer"] != greedy["splits"]["test"]["cer"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["dev/cer"] for r in rows if "dev/cer" in r] == [scores["splits"]["dev"]["cer"]]
