@@ -6,3 +6,19 @@ subprocesses with their own environment."""
 import os
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+import pytest  # noqa: E402  (after the accelerator is pinned)
+
+
+@pytest.fixture(scope="session")
+def small_timit_shards(tmp_path_factory):
+    """A synthesised TIMIT-layout corpus (30 speakers x 5 sentences), prepared; read only."""
+    from ds_w2v.cli import main as cli
+
+    root = tmp_path_factory.mktemp("small_timit")
+    assert cli(["synth", "timit", "--out", str(root / "T"), "--speakers", "30", "--sentences-per-speaker", "5",
+                "--workers", "2"]) == 0
+    assert cli(["prepare", "--format", "timit", str(root / "T"), "--out", str(root / "shards"), "--workers", "2",
+                "--no-progress"]) == 0
+    return root / "shards"

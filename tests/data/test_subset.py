@@ -6,20 +6,14 @@ import tarfile
 
 import pytest
 
-from ds_w2v.cli import main as cli
 from ds_w2v.data.index import read_split
 from ds_w2v.data.subset import subset_split
 from ds_w2v.probe import read_utterances
 
 
 @pytest.fixture(scope="module")
-def timit(tmp_path_factory):
-    root = tmp_path_factory.mktemp("subset_timit")
-    assert cli(["synth", "timit", "--out", str(root / "T"), "--speakers", "30", "--sentences-per-speaker", "5",
-                "--workers", "2"]) == 0
-    assert cli(["prepare", "--format", "timit", str(root / "T"), "--out", str(root / "shards"), "--workers", "2",
-                "--no-progress"]) == 0
-    return root / "shards"
+def timit(small_timit_shards):
+    return small_timit_shards
 
 
 def _records(shards, split):

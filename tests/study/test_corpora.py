@@ -3,18 +3,12 @@ import json
 
 import pytest
 
-from ds_w2v.cli import main as cli
 from ds_w2v.study.corpora import unlabeled_entries
 
 
 @pytest.fixture(scope="module")
-def timit(tmp_path_factory):
-    root = tmp_path_factory.mktemp("study_timit")
-    assert cli(["synth", "timit", "--out", str(root / "T"), "--speakers", "30", "--sentences-per-speaker", "5",
-                "--workers", "2"]) == 0
-    assert cli(["prepare", "--format", "timit", str(root / "T"), "--out", str(root / "shards"), "--workers", "2",
-                "--no-progress"]) == 0
-    return root / "shards"
+def timit(small_timit_shards):
+    return small_timit_shards
 
 
 def test_unlabeled_entries_name_every_split(timit, tmp_path):

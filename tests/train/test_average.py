@@ -19,18 +19,12 @@ from ds_w2v.cli import main as cli
 from ds_w2v.train import average as avg
 from ds_w2v.train import checkpoint as ckpt
 
+from .zero_configs import zero_stage_config
+
 pytest.importorskip("deepspeed")
 
 UPDATES, KEEP_LAST, KEEP_BEST = 6, 2, 3
 
-
-def _stage_config(tmp_path: Path, stage: int) -> Path:
-    """The shipped CPU config (ZeRO-2) at another ZeRO stage."""
-    ds = json.loads((Path(ckpt.__file__).parents[2] / "ds_configs" / "cpu.json").read_text())
-    ds["zero_optimization"] = {"stage": stage, **({"stage3_param_persistence_threshold": 0} if stage == 3 else {})}
-    path = tmp_path / f"zero{stage}.json"
-    path.write_text(json.dumps(ds))
-    return path
 
 
 @pytest.fixture(scope="module", params=[(2, "acc"), (3, "loss")], ids=["zero2-acc", "zero3-loss"])
@@ -42,7 +36,7 @@ def run(request, ravdess_shards, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp(f"average_zero{stage}")
     run = root / "cls"
     trainer = Trainer(load_config("finetune_cls_tiny", [
-        f"data.shards={ravdess_shards}", f"run_dir={run}", f"deepspeed_config={_stage_config(root, stage)}",
+        f"data.shards={ravdess_shards}", f"run_dir={run}", f"deepspeed_config={zero_stage_config(root, stage)}",
         "precision=fp32", "data.batch_s=12", "global_batch_s=12", "data.shuffle_buffer=16", "device=cpu",
         f"max_updates={UPDATES}", "freeze_transformer_updates=0", "optim.lr=3e-3", "log_every=1", "eval_every=1",
         "save_every=1", "eval_max_batches=2", f"keep_last={KEEP_LAST}", f"keep_best={KEEP_BEST}",

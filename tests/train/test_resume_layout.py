@@ -23,6 +23,8 @@ from ds_w2v.train.config import load_config
 from ds_w2v.train.distributed import param_digest
 from ds_w2v.train.trainer import Trainer
 
+from .zero_configs import zero_stage_config
+
 pytest.importorskip("deepspeed")
 
 BIN = Path(sys.executable).parent
@@ -48,14 +50,6 @@ def _optimizer_state(engine) -> dict[str, list[torch.Tensor]]:
             for n, p in engine.module.named_parameters() if p.requires_grad}
 
 
-def _stage_config(tmp_path: Path, stage: int) -> Path:
-    """The shipped CPU config (ZeRO-2) at another ZeRO stage."""
-    ds = json.loads((Path(ckpt.__file__).parents[2] / "ds_configs" / "cpu.json").read_text())
-    ds["zero_optimization"] = {"stage": stage, **({"stage3_param_persistence_threshold": 0} if stage == 3 else {})}
-    path = tmp_path / f"zero{stage}.json"
-    path.write_text(json.dumps(ds))
-    return path
-
 
 @pytest.mark.parametrize("stage", [3, 1])
 def test_another_zero_stage_resumes_weights_and_moments_exactly(sharded, tmp_path, stage):
@@ -66,7 +60,7 @@ def test_another_zero_stage_resumes_weights_and_moments_exactly(sharded, tmp_pat
     want = _optimizer_state(first.engine)
     assert first.zero_stage == 2
     second = Trainer(load_config("pretrain_tiny", [*opts, "max_updates=3",
-                                                   f"deepspeed_config={_stage_config(tmp_path, stage)}"]))
+                                                   f"deepspeed_config={zero_stage_config(tmp_path, stage)}"]))
     assert second.update == 2 and second.zero_stage == stage
     got = _optimizer_state(second.engine)
     assert sorted(got) == sorted(want)
