@@ -64,8 +64,10 @@ GPU_DEMO = {
 # Gumbel temperature still reaches 0.5 by update ~140. The one random-init CTC row runs beside
 # pretraining, in the slot that would otherwise wait for it (~20 s more in all); the two 10 %
 # rows are --ablation full (~5 min more).
+# The demo keeps the Gumbel schedule it was measured with (2 -> 0.5 by update ~140): pretrain_tiny's
+# slower one (0.999, chosen by the study's search at 800 updates) would still be at 1.5 at update 300.
 CPU_DEMO = {
-    "pretrain": ["max_updates=300"],
+    "pretrain": ["max_updates=300", "model.overrides.latent_temp=[2.0,0.5,0.99]"],
     "ctc": ["max_updates=500"],
     "cls": ["max_updates=250"],
 }
@@ -165,6 +167,53 @@ def probe_job(name: str, upstream: str, shards: Path, run_dir: Path, cache: Path
                                "--out", str(run_dir / "results.json")], run_dir, needs)
 
 
+class FileJob(Job):
+    """A step whose product is a file (``ds-w2v build-lm``'s ARPA), not a results JSON: on
+    success its ``results.json`` records the file, so a rerun of the demo reuses it."""
+
+    def __init__(self, name: str, command: str, args: list[str], run_dir: Path, out: Path,
+                 needs: tuple[str, ...] = ()):
+        super().__init__(name, command, args, run_dir, needs)
+        self.out = out
+
+    def finish(self, returncode: int) -> None:
+        if returncode == 0:
+            self.record({"out": str(self.out)})
+        super().finish(returncode)
+
+
+# The word LM of the decoding row: the corpus's train transcripts, 4-gram (wav2vec 2.0's word LM
+# order); ~0.5 s. Its weights are chosen on dev over evaluate's --tune-lm grid (25 decodings of dev),
+# then test is decoded once with them: ~1 min for tiny on one core.
+LM_ORDER = 4
+
+
+def have_beam_search() -> bool:
+    """flashlight-text (the ``lm`` extra, in the demo's ``test`` install where a wheel exists)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("flashlight.lib.text") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def lm_jobs(size: str, timit: Path, runs: Path, ctc_dir: Path, after_ctc: tuple[str, ...]) -> dict[str, Job]:
+    """Greedy vs LM: build a word n-gram from ``timit``'s train transcripts, then score the CTC
+    model's best checkpoint with beam search + LM, weights tuned on dev (``ds-w2v evaluate
+    --tune-lm``; test is never used to choose them). Its ``--out`` is the job's result."""
+    lm_dir = runs / f"{size}_lm"
+    arpa = lm_dir / f"timit{LM_ORDER}.arpa"
+    build = FileJob(f"{size} build-lm", "build-lm", [str(timit), "--order", str(LM_ORDER), "--out", str(arpa)],
+                    lm_dir, arpa)
+    dec_dir = runs / f"{size}_ctc_lm"
+    evaluate = Job(f"{size} ctc + LM", "evaluate",
+                   ["--tune-lm", "--out", str(dec_dir / "results.json"), f"data.shards={timit}",
+                    f"model.init={ctc_dir}", "decoding.decoder=beam", f"decoding.lm={arpa}"],
+                   dec_dir, needs=(*after_ctc, build.name))
+    return {"build-lm": build, "ctc + LM": evaluate}
+
+
 def run_jobs(jobs: list[Job], parallel: int) -> None:
     """Run ``jobs`` (listed in priority order) with up to ``parallel`` at a time, each once all
     the jobs it ``needs`` have finished. With ``parallel`` > 1 on a CPU each gets
@@ -207,12 +256,13 @@ ABLATION_ROWS = {"off": [], "on": ["random init, 100 %"],
                  "full": ["random init, 100 %", "pretrained, 10 %", "random init, 10 %"]}
 
 
-def demo_jobs(size: str, data: Path, runs: Path, ablation: str = "auto") -> tuple[dict[str, Job], list[str], list[str]]:
+def demo_jobs(size: str, data: Path, runs: Path, ablation: str = "auto",
+              lm: bool = False) -> tuple[dict[str, Job], list[str], list[str]]:
     """The demo's jobs for one preset (by key), their priority order and the ablation rows run.
 
     ``data`` holds ``timit/`` and ``ravdess/`` shards; ``ablation``: ``off``, ``on`` (CTC also
     from random init), ``full`` (and both with 10 % of the labels) or ``auto`` (``on`` for tiny,
-    ``off`` for the GPU sizes).
+    ``off`` for the GPU sizes); ``lm``: also the greedy-vs-LM decoding row (:func:`lm_jobs`).
     """
     cpu = size == "tiny"
     extra = {k: [f"seed={DEMO_SEED}", *v] for k, v in (CPU_DEMO if cpu else GPU_DEMO).items()}
@@ -234,6 +284,8 @@ def demo_jobs(size: str, data: Path, runs: Path, ablation: str = "auto") -> tupl
         "probe random init": probe_job(f"{size} probe random init", f"random:{size}", timit,
                                        runs / f"{size}_probe_random_init", cache),
     }
+    if lm:
+        jobs.update(lm_jobs(size, timit, runs, jobs["ctc"].run_dir, (jobs["ctc"].name,)))
     rows = ABLATION_ROWS[("on" if cpu else "off") if ablation == "auto" else ablation]
     small = subset_split(timit, runs / "timit_train10", 0.10) if any(n.endswith("10 %") for n in rows) else None
     for name in rows:
@@ -249,7 +301,8 @@ def demo_jobs(size: str, data: Path, runs: Path, ablation: str = "auto") -> tupl
     # what does not wait for it (the random-init rows, else the random-init probe), then the
     # longest fine-tune (CTC) the moment pretraining ends, emotion, the probes
     order = ["pretrain", *(n for n in rows if n.startswith("random")), "ctc", "cls", "probe random init",
-             *(n for n in rows if n.startswith("pretrained")), "probe pretrained"]
+             *(n for n in rows if n.startswith("pretrained")), "probe pretrained",
+             *(["build-lm", "ctc + LM"] if lm else [])]
     return jobs, order, rows
 
 
@@ -265,7 +318,12 @@ def main(argv: list[str] | None = None) -> int:
                         "comparison is the study (bash launch/study.sh)")
     p.add_argument("--jobs", type=int, default=0,
                    help="jobs side by side (default: 2 for tiny on CPU, sharing the cores; 1 on a GPU)")
+    p.add_argument("--no-lm", action="store_true",
+                   help="leave out the greedy-vs-LM decoding row (beam search + word 4-gram, weights tuned on dev)")
     args = p.parse_args(argv)
+    lm = not args.no_lm and have_beam_search()
+    if not args.no_lm and not lm:
+        print("[demo] no greedy-vs-LM row: beam search needs flashlight-text (pip install .[lm])", flush=True)
     data, runs, results = Path(args.data), Path(args.runs), Path(args.results)
     runs.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
@@ -274,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ablation: dict[str, dict[str, Any]] = {}
     for size in args.sizes.split(","):
         cpu = size == "tiny"
-        jobs, order, ablation_rows = demo_jobs(size, data, runs, args.ablation)
+        jobs, order, ablation_rows = demo_jobs(size, data, runs, args.ablation, lm)
         print(f"[{size}] pretraining (self-supervised) on {data / 'timit'}, then CTC fine-tuning on it, emotion "
               f"classification on {data / 'ravdess'} and the linear phone probe of the pretrained and the random-init "
               f"model" + (", and the CTC ablation" if ablation_rows else ""), flush=True)
@@ -288,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "command": f"ds-w2v probe {shlex.join(jobs[f'probe {label}'].args)}",
                                          "wall_s": jobs[f"probe {label}"].wall_s}
                                  for label in ("pretrained", "random init")}}
+        if lm:
+            dec = jobs["ctc + LM"]
+            rows[size]["ctc_lm"] = {**dec.result, "command": dec.shown([]), "wall_s": dec.wall_s}
         if ablation_rows:
             ablation[size] = {"pretrained, 100 %": ctc.result, **{k: jobs[k].result for k in ablation_rows}}
     from .report import write_report

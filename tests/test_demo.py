@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from ds_w2v.commands.build_lm import build_parser as build_lm_parser
+from ds_w2v.commands.evaluate import build_parser as evaluate_parser
 from ds_w2v.commands.probe import build_parser as probe_parser
 from ds_w2v.demo import (
     CPU_DEMO,
     DEMO_SEED,
+    LM_ORDER,
     PROBE_UTTERANCES,
     ROOT,
     Job,
     demo_jobs,
+    lm_jobs,
     run_jobs,
 )
 
@@ -86,7 +90,7 @@ def test_unmet_dependency_is_an_error(tmp_path):
 def test_demo_jobs_are_the_real_commands(tmp_path):
     data, runs = tmp_path / "shards", tmp_path / "runs"
     jobs, order, rows = demo_jobs("tiny", data, runs, ablation="off")
-    assert rows == [] and order == ["pretrain", "ctc", "cls", "probe random init", "probe pretrained"]
+    assert rows == [] and order == ["pretrain", "ctc", "cls", "probe random init", "probe pretrained"]  # lm=False
     jobs, order, rows = demo_jobs("tiny", data, runs)  # the CPU default: the 10 % rows only with --ablation full
     assert rows == ["random init, 100 %"]
     assert order == ["pretrain", "random init, 100 %", "ctc", "cls", "probe random init", "probe pretrained"]
@@ -111,3 +115,47 @@ def test_demo_jobs_are_the_real_commands(tmp_path):
     jobs, order, rows = demo_jobs("small", data, runs)
     assert rows == [] and "max_updates=3000" in jobs["pretrain"].args
     assert jobs["probe random init"].args[0] == "random:small"
+
+
+def test_lm_jobs_are_the_real_commands(tmp_path):
+    data, runs = tmp_path / "shards", tmp_path / "runs"
+    jobs, order, _ = demo_jobs("tiny", data, runs, ablation="off", lm=True)
+    assert order[-2:] == ["build-lm", "ctc + LM"] and set(order) == set(jobs)
+    build, dec = jobs["build-lm"], jobs["ctc + LM"]
+    assert build.argv()[:4] == [sys.executable, "-m", "ds_w2v", "build-lm"] and build.needs == ()
+    assert dec.argv()[:4] == [sys.executable, "-m", "ds_w2v", "evaluate"]
+    assert set(dec.needs) == {"tiny ctc", "tiny build-lm"}
+    lm_args = build_lm_parser("ds-w2v build-lm").parse_args(build.args)
+    ev = evaluate_parser("ds-w2v evaluate").parse_args(dec.args)
+    assert lm_args.text == [str(data / "timit")] and lm_args.order == LM_ORDER
+    assert ev.tune_lm and Path(ev.out) == dec.run_dir / "results.json"
+    assert {f"model.init={jobs['ctc'].run_dir}", "decoding.decoder=beam", f"decoding.lm={lm_args.out}"} <= set(ev.overrides)
+
+
+def test_lm_jobs_run_and_feed_the_report(small_timit_shards, tmp_path):
+    """build-lm then evaluate --tune-lm, run by the demo's runner on a tiny CTC model: the
+    result the report's decoding rows read (test decoded once with weights chosen on dev)."""
+    pytest.importorskip("flashlight.lib.text.decoder")
+    import torch
+
+    import ds_w2v
+
+    torch.manual_seed(0)
+    model = ds_w2v.build_model("tiny", "ctc", vocab=str(small_timit_shards / "vocab.json"))
+    with torch.no_grad():  # peaked frames (logits ~ +-3), as a trained model's: the beam prunes fast
+        model.lm_head.weight.normal_(0.0, 0.2)
+    ctc = ds_w2v.save_model(model, tmp_path / "ctc.pt")
+    jobs = lm_jobs("tiny", small_timit_shards, tmp_path / "runs", ctc, ())
+    run_jobs([jobs["build-lm"], jobs["ctc + LM"]], 1)
+    arpa = Path(jobs["build-lm"].result["out"])
+    assert arpa.is_file() and "\\4-grams:" in arpa.read_text()
+    out = jobs["ctc + LM"].result
+    assert set(out["splits"]) == {"dev", "test"} and out["tuning"]["split"] == "dev"
+    dec = out["decoding"]
+    assert dec["decoder"] == "beam" and dec["lm"] == str(arpa)
+    # the chosen weights are the dev grid's best point
+    best = min(out["tuning"]["grid"], key=lambda p: (p["wer"], p["cer"], abs(p["lm_weight"]), abs(p["word_score"])))
+    assert (dec["lm_weight"], dec["word_score"]) == (best["lm_weight"], best["word_score"])
+    # a second demo run reuses both (their results.json)
+    again = lm_jobs("tiny", small_timit_shards, tmp_path / "runs", ctc, ())
+    assert all(j.cached() for j in again.values())

@@ -47,10 +47,20 @@ def test_report_tables_and_plots(tmp_path):
     ablation = {"tiny": {"pretrained, 100 %": ctc_res, "random init, 100 %": {"test": {"wer": 0.5, "cer": 0.1300}},
                          "pretrained, 10 %": {"test": {"wer": 1.0, "cer": 0.95}},
                          "random init, 10 %": {"test": {"wer": 1.0, "cer": 0.9, "loss": 99.0}}}}
+    # the greedy-vs-LM rows: greedy from the CTC run (dev WER at its best update), the LM row from
+    # `ds-w2v evaluate --tune-lm --out`
+    ctc_res["best_update"] = 2
+    rows["tiny"]["ctc_lm"] = {
+        "splits": {"dev": {"wer": 0.41, "cer": 0.2}, "test": {"wer": 0.3456, "cer": 0.1111}},
+        "decoding": {"decoder": "beam", "lm": "/x/timit4.arpa", "beam": 50, "lm_weight": 2.0, "word_score": -1.0},
+        "tuning": {"split": "dev", "grid": []}, "command": "ds-w2v evaluate --tune-lm ...", "wall_s": 9.0}
     out = tmp_path / "results"
     out.mkdir()
     text = write_report(rows, ablation, out, total_s=4000)
     assert "| tiny | 3.7M | 43.21 % | 12.34 % | 12.500 | 0:01:01 | 1:02:05 | 1:03:06 |" in text
+    assert "| tiny | greedy | 43.21 % | 12.34 % | - | 60.00 % |" in text
+    assert "| tiny | beam 50 + timit4.arpa | 34.56 % | 11.11 % | 2, -1 | 41.00 % |" in text
+    assert "`ds-w2v evaluate --tune-lm ...`" in text
     assert "| tiny | 87.50 % | 86.67 % | 0.400 | 0:01:01 | 0:00:30 | 0:01:31 |" in text
     assert "| random init, 10 % | 100.00 % | 90.00 % | 99.000 |" in text
     # the verdict is read from the numbers: within 1 CER point = no difference; 95 % vs 90 % = hurt

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -60,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
     if not num_sentences:
         raise ValueError(f"{' '.join(args.text)}: no text to count (every line empty once normalised)")
     lm = estimate(counted)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # as every --out of ds-w2v: its folder is made
     write_arpa(lm, args.out)
     counts = ", ".join(f"{k + 1}-grams {len(p):,}" for k, p in enumerate(lm.log10_p))
     print(f"{args.out}: {args.unit} {args.order}-gram LM from {num_sentences:,} sentences, {num_tokens:,} {args.unit}s "

@@ -123,6 +123,7 @@ def main(args: argparse.Namespace) -> int:
         text = json.dumps(out, indent=1)
         print(text)
         if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(text + "\n")
     shutdown()
     return 0

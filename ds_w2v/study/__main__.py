@@ -28,13 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=None, help="STUDY.md / SEARCH.md and plots (default: results/, quick: "
                                                     "results/study_quick/)")
     p.add_argument("--tasks", default=None, help="comma-separated subset of chars,phones,emotion")
+    p.add_argument("--variants", default=None,
+                   help="--search only: comma-separated subset of its variants (default: all of them)")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side (default 2: one core each on 2 cores)")
     p.add_argument("--estimate", action="store_true", help="print the plan's estimated cost and exit")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .plan import PLANS, TASKS, estimate
+    from .plan import PLANS, TASKS, estimate, select_variants
 
     args = build_parser().parse_args(argv)
     name = "quick" if args.quick else "search" if args.search else "default"
@@ -46,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m ds_w2v.study: error: --tasks {unknown}: not among {', '.join(TASKS)}", file=sys.stderr)
             return 2
         plan = dataclasses.replace(plan, tasks=tasks)
+    if args.variants:
+        if not args.search:
+            print("python -m ds_w2v.study: error: --variants needs --search", file=sys.stderr)
+            return 2
+        try:
+            plan = select_variants(plan, [v.strip() for v in args.variants.split(",") if v.strip()])
+        except ValueError as e:
+            print(f"python -m ds_w2v.study: error: --variants: {e}", file=sys.stderr)
+            return 2
     cost = estimate(plan, slots=args.jobs)
     what = f"{len(plan.search)} pretraining variants" if plan.search else \
         f"{len(plan.arms)} arms, {plan.num_finetunes} fine-tunes"
@@ -64,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "bash launch/study.sh" + {"default": "", "quick": " --quick", "search": " --search"}[name]
     if args.tasks:
         command += f" --tasks {args.tasks}"
+    if args.variants:
+        command += f" --variants {args.variants}"
     study = Study(plan, data, runs, results, parallel=args.jobs, command=command)
     outcome = study.run()
     text = (write_search if args.search else write_study)(outcome, results)

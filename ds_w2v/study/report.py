@@ -290,8 +290,8 @@ def write_search(outcome: StudyOutcome, results: str | Path) -> str:
     base = next((r for r in rows if r[1] == "base"), None)
     lines = ["# Search: what makes self-supervised learning start at tiny's size", "",
              f"Made by `{outcome.command}` (`python -m ds_w2v.study --search`): one factor at a time around the "
-             "tiny recipe (`base`), each variant one pretraining with the trainer's probe curve (linear phone probe, "
-             "best layer, dev frames: the search never reads test). Ranked by the last probe; finished variants are "
+             "tiny recipe as it was searched (`base`), each variant one pretraining with the trainer's probe curve "
+             "(linear phone probe, best layer, dev frames: the search never reads test). Ranked by the last probe; finished variants are "
              "reused on a rerun.", "",
              "| variant | change | updates | probe at update 0 | last probe | vs base | best probe (update) | "
              "dev contrastive acc | wall |", "|---|---|---|---|---|---|---|---|---|"]
@@ -334,9 +334,11 @@ def _change(v, base) -> str:
     """What a search variant changes from ``base``: its overrides, warm-up, unlabelled speech."""
     if v is None:
         return "-"
-    parts = list(v.overrides)
+    parts = [o for o in v.overrides if base is None or v is base or o not in base.overrides]
     if base is not None and v.warmup != base.warmup:
         parts.append(f"warm-up {v.warmup} (base {base.warmup})")
     if base is not None and v.unlabeled != base.unlabeled:
         parts.append(f"unlabelled: {', '.join(v.unlabeled)}" if v.unlabeled else "no unlabelled speech")
-    return ", ".join(f"`{p}`" for p in parts) or ("(the tiny recipe)" if v is base else "-")
+    if v is base:
+        return "the tiny recipe" + (f" with {', '.join(f'`{p}`' for p in parts)}" if parts else "")
+    return ", ".join(f"`{p}`" for p in parts) or "-"
