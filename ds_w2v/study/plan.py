@@ -217,13 +217,13 @@ def default_plan() -> StudyPlan:
     """``bash launch/study.sh``: the <= 90 min plan on 2 CPU cores. ``estimate`` (``python -m
     ds_w2v.study --estimate``) from the figures above, in run-slot minutes:
 
-        pretraining   1,200 x 32 s x 0.65/32 s/s = 13.0 + 13 probes x 6 s + 12 evals x 4 s    = 15.3
-        HF reference  400 x 32 s x 0.65/32 x 3.5 = 15.2 + 5 probes x 12 s                     = 16.4
+        pretraining   1,200 x 32 s x 0.9/32 s/s = 18.0 + 13 probes x 6 s + 12 evals x 4 s     = 20.3
+        HF reference  400 x 32 s x 0.9/32 x 4.0 = 24.0 + 5 probes x 12 s                      = 25.2
         fine-tunes    per arm 3 lrs + 1 seed = 4 runs; per run 12 s + 5 evals x 4 s +
                       chars / phones 400 x 8 s x 0.30/8 = 120 s (2.5 min), emotion 250 x 8 s x
                       0.28/8 = 70 s (1.7 min); 16 runs each: 40.5 + 40.5 + 27.2               = 108.3
         probe rows    (2 pretrained + 2 random + 1 HF) x 128 s + 2 ceilings x 51 s            =  12.4
-        total 152.3 slot-min / 2 slots + 1 min of corpora                                    = ~77 min
+        total 166.1 slot-min / 2 slots + 1 min of corpora                                    = ~84 min
     """
     return StudyPlan(
         name="default",
@@ -306,13 +306,17 @@ class Timings:
     """Measured seconds on 2 CPU cores, one torch thread per run, two runs side by side (the
     comment above :func:`default_plan`). Per-update figures scale with the audio per update."""
 
-    pretrain_update_per_audio_s: float = 0.65 / 32
+    pretrain_update_per_audio_s: float = 0.9 / 32
+    """0.65 s per 32 audio-s update measured alone for a few hundred updates (2026-12-01); the
+    study's and search's runs side by side took 0.85-1.0 s (the search: 742-825 s per 800-update
+    variant with its 9 probes and evaluations, 2026-12-03)."""
     ctc_update_per_audio_s: float = 0.30 / 8
     cls_update_per_audio_s: float = 0.28 / 8
-    hf_over_ours: float = 3.5
+    hf_over_ours: float = 4.0
     """HF's Wav2Vec2ForPreTraining in ``hf_reference.py`` (bf16 autocast, fp32 weights: 2.3 s
     per 32 audio-s update alone, fp32 2.9 s) vs ours under DeepSpeed bf16 (0.65 s). HF scores
-    every frame against its negatives where ours scores the masked ones."""
+    every frame against its negatives where ours scores the masked ones. The study's run of 400
+    updates side by side: 3.7 s per update (1,474 s of training), ~4x ours there."""
     curve_probe_s: float = 6.0
     startup_s: float = 12.0
     eval_s: float = 4.0
