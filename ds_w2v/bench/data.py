@@ -11,6 +11,13 @@ Prints, in audio-seconds per second (audio-s/s; "x real time" is the same number
 * **prepare**, ``prepare_corpus("dir", ...)`` with one worker on a generated WAV corpus (16 kHz,
   and 44.1 kHz to include resampling), as x real time per core. Goal: >= 200x.
 
+**Augmentation** (``data.augment``, :mod:`ds_w2v.data.augment`): with ``--augment`` (or any of
+``--speeds 0.9,1.0,1.1``, ``--noise DIR``, ``--snr 5,20``, ``--rir DIR``) each training stream is
+timed a second time with it on, and each effect is timed alone per utterance (CPU time: speed
+perturbation by factor, reverberation, noise read from a folder and from memory). ``--augment``
+turns on all three, with noise and RIRs generated in the temporary folder when ``--noise`` /
+``--rir`` name none (pink and white noise WAVs, exponentially decaying noise as RIRs).
+
 With ``--url-prefix`` each set is streamed a second time through that ``data.shard_url_prefix``
 (``{dir}`` in it stands for the set's directory): ``--url-prefix 'pipe:cat {dir}/{shard}'``
 measures what reading through a ``pipe:`` command costs against local paths (CPU figures then
@@ -31,6 +38,7 @@ from typing import Any, Callable
 
 STREAM_GOAL = 10_000.0  # audio-s/s per worker
 PREPARE_GOAL = 200.0  # x real time per core
+AUGMENT_MINUTES = 2.0  # audio each augmentation is timed alone on
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,21 +54,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url-prefix", default=None, metavar="PREFIX",
                         help="also stream each set through this data.shard_url_prefix ({dir}: the set's directory), "
                              "e.g. 'pipe:cat {dir}/{shard}'")
+    aug = parser.add_argument_group("augmentation (data.augment): streams are timed without and with it")
+    aug.add_argument("--augment", action="store_true",
+                     help="speeds 0.9,1.0,1.1 + noise + RIRs (generated noise/RIRs unless --noise/--rir are given)")
+    aug.add_argument("--speeds", type=_floats, default=None, metavar="F,F,...", help="speed factors, e.g. 0.9,1.0,1.1")
+    aug.add_argument("--noise", default=None, metavar="DIR", help="noise folder or prepared shard directory")
+    aug.add_argument("--snr", type=_floats, default=(5.0, 20.0), metavar="LOW,HIGH", help="SNR range in dB (5,20)")
+    aug.add_argument("--noise-prob", type=float, default=1.0)
+    aug.add_argument("--rir", default=None, metavar="DIR", help="folder of room impulse responses")
+    aug.add_argument("--rir-prob", type=float, default=0.5)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+
+
+def _augment_config(args: argparse.Namespace, tmp_dir: Path) -> Any:
+    """The AugmentConfig the options ask for (None: none), generating noise/RIRs for --augment."""
+    from ds_w2v.data.augment import AugmentConfig
+
+    speeds, noise, rir = args.speeds, args.noise, args.rir
+    if args.augment:
+        speeds = speeds or (0.9, 1.0, 1.1)
+        noise = noise or str(_synthetic_noise(tmp_dir / "noise", args.seed))
+        rir = rir or str(_synthetic_rirs(tmp_dir / "rir", args.seed))
+    if len(args.snr) != 2:
+        raise ValueError(f"--snr: expected LOW,HIGH in dB, got {args.snr}")
+    config = AugmentConfig(speeds=speeds or (), noise=noise, noise_prob=args.noise_prob, snr_db=args.snr, rir=rir,
+                           rir_prob=args.rir_prob)
+    return config if config.active else None
 
 
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ds_w2v_bench_data_") as tmp:
         tmp_dir = Path(tmp)
         print(f"bench data: batch budget {args.batch_s} audio-s; best of {args.repeats} runs per figure")
+        augment = _augment_config(args, tmp_dir)
+        if augment is not None:
+            from ds_w2v.data.augment import check_augment, describe
+
+            check_augment(augment)
+            print(f"augmentation: {describe(augment)}")
         if args.shards:
             urls = _expand(args.shards)
             print(f"streaming {len(urls)} given shard(s)")
-            _bench_streaming(_with_url_sets({"given": urls}, args.url_prefix), args)
+            _bench_streaming(_with_url_sets({"given": urls}, args.url_prefix), args, augment)
         else:
             print(f"generating {args.minutes:.0f} min of speech-like audio (npy + flac shards) in {tmp_dir}")
             utts = _synthetic_utterances(args.minutes * 60, args.seed)
             sets = {codec: _write_shards(utts, tmp_dir / codec, codec) for codec in ("npy", "flac")}
-            _bench_streaming(_with_url_sets(sets, args.url_prefix), args)
+            _bench_streaming(_with_url_sets(sets, args.url_prefix), args, augment)
+        if augment is not None:
+            _bench_augment(_synthetic_utterances(AUGMENT_MINUTES * 60, args.seed + 3), augment, args, tmp_dir)
         if not args.skip_codecs:
             _bench_codecs(_synthetic_utterances(args.codec_minutes * 60, args.seed + 1), args)
         if not args.skip_prepare:
@@ -85,6 +133,41 @@ def _synthetic_utterances(total_s: float, seed: int) -> list[Any]:
         envelope = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, 6.3)) ** 2
         out.append(np.clip(noise * envelope * 1500, -32768, 32767).astype(np.int16))
         done += n / SAMPLE_RATE
+    return out
+
+
+def _synthetic_noise(out: Path, seed: int, num_files: int = 6, seconds: float = 10.0) -> Path:
+    """White and pink (1/f power) noise WAVs, 16 kHz 16-bit: what a noise folder holds."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed + 10)
+    out.mkdir(parents=True)
+    n = int(seconds * 16_000)
+    for i in range(num_files):
+        x = rng.standard_normal(n)
+        if i % 2:  # pink: the white spectrum shaped by 1/sqrt(f)
+            spectrum = np.fft.rfft(x)
+            spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
+            x = np.fft.irfft(spectrum, n)
+        sf.write(out / f"noise{i:02d}.wav", (0.3 * x / np.abs(x).max()).astype(np.float32), 16_000, subtype="PCM_16")
+    return out
+
+
+def _synthetic_rirs(out: Path, seed: int, num_files: int = 8) -> Path:
+    """Exponentially decaying noise behind a direct-path peak (RT60 0.2-0.8 s, as long as RT60):
+    the usual stand-in for a simulated room."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed + 20)
+    out.mkdir(parents=True)
+    for i in range(num_files):
+        rt60_s = 0.2 + 0.6 * i / max(1, num_files - 1)
+        t = np.arange(int(rt60_s * 16_000)) / 16_000
+        h = 0.3 * rng.standard_normal(len(t)) * 10 ** (-3 * t / rt60_s)  # -60 dB at RT60
+        h[0] = 1.0
+        sf.write(out / f"rir{i:02d}.wav", (0.5 * h).astype(np.float32), 16_000, subtype="FLOAT")
     return out
 
 
@@ -160,7 +243,7 @@ def _best_wall_cpu(fn: Callable[[], float], repeats: int) -> tuple[float, float,
     return audio_s, wall, cpu
 
 
-def _bench_streaming(sets: dict[str, list[str]], args: argparse.Namespace) -> None:
+def _bench_streaming(sets: dict[str, list[str]], args: argparse.Namespace, augment: Any = None) -> None:
     import json
 
     import webdataset as wds
@@ -182,8 +265,10 @@ def _bench_streaming(sets: dict[str, list[str]], args: argparse.Namespace) -> No
         # steady state: a training stream (loop=True) over ~3 passes of the data, so that the
         # buckets' initial fill (up to num_buckets x batch_s of audio read ahead) is amortised
         total_s = 3 * audio_s
-        for kind in ("pretrain", "finetune"):
-            cfg = StreamConfig(kind=kind, batch_s=args.batch_s, seed=args.seed)
+        # with augmentation, each kind is timed plain, then augmented (the same stream otherwise)
+        variants = [None] if augment is None else [None, augment]
+        for kind, aug in [(k, a) for k in ("pretrain", "finetune") for a in variants]:
+            cfg = StreamConfig(kind=kind, batch_s=args.batch_s, seed=args.seed, augment=aug)
             holder: dict[str, Any] = {}
 
             def stream() -> float:
@@ -197,9 +282,64 @@ def _bench_streaming(sets: dict[str, list[str]], args: argparse.Namespace) -> No
             st = holder["stats"]
             waste = (f"crop {st.crop_fraction:.1%}" if kind == "pretrain" else f"padding {st.padding_fraction:.1%}")
             verdict = "meets" if audio_s / cpu >= STREAM_GOAL else "MISSES"
-            print(f"  {name:8s} {kind:8s} batches    {audio_s / wall:>10,.0f} audio-s/s in batches "
+            label = f"{kind}+aug" if aug is not None else kind
+            print(f"  {name:8s} {label:12s} batches {audio_s / wall:>10,.0f} audio-s/s in batches "
                   f"(per CPU-second {audio_s / cpu:,.0f}; {st.num_batches} batches, {waste}, fill {st.fill:.2f}) "
                   f"-> {verdict} the {STREAM_GOAL:,.0f} goal")
+
+
+def _bench_augment(utts: list[Any], augment: Any, args: argparse.Namespace, tmp_dir: Path) -> None:
+    """Each effect alone on the same utterances, in CPU time per utterance (what a worker pays)."""
+    import numpy as np
+
+    from ds_w2v.data.augment import SPEED_QUALITY, AugmentConfig, Augmenter, NoiseBank, change_speed
+    from ds_w2v.data.batching import Utterance
+    from ds_w2v.data.shard_format import INDEX_NAME, SAMPLE_RATE
+
+    total_s = sum(len(u) for u in utts) / SAMPLE_RATE
+    print(f"\naugmentation alone, {total_s / 60:.1f} min of speech-like audio ({len(utts)} utterances of 1-16 s), "
+          "CPU time, best of the runs")
+    rows = [u * np.float32(1 / 32768) for u in utts]
+    cases: list[tuple[str, Callable[[], None]]] = []
+    def speed(factor: float) -> None:
+        for u in utts:
+            change_speed(Utterance("u", u, {}), factor)
+
+    for f in sorted({s for s in augment.speeds if s != 1.0}):
+        cases.append((f"speed {f:g} (soxr {SPEED_QUALITY})", lambda f=f: speed(f)))
+    if augment.rir is not None:
+        reverb = Augmenter(AugmentConfig(rir=augment.rir, rir_prob=1.0))
+        cases.append(("reverberation (FFT)", lambda: _mix_each(reverb, rows)))
+    if augment.noise is not None:
+        noise_sources = [augment.noise]
+        if not (Path(augment.noise) / INDEX_NAME).is_file():  # a folder: also timed from memory, prepared as shards
+            from ds_w2v.data.prepare import prepare_corpus
+
+            shards = Path(tmp_dir) / "noise_shards"
+            prepare_corpus("dir", augment.noise, shards, workers=1, overwrite=True)
+            noise_sources.append(str(shards))
+        for source in noise_sources:
+            aug = Augmenter(AugmentConfig(noise=source, noise_prob=1.0, snr_db=augment.snr_db))
+            where = "from memory (shards)" if isinstance(aug.noise, NoiseBank) else "read on demand (folder)"
+            cases.append((f"noise, {where}", lambda aug=aug: _mix_each(aug, rows)))
+    for label, fn in cases:
+        cpu = float("inf")
+        for _ in range(max(1, args.repeats)):  # process_time: os.times ticks (10 ms) are too coarse here
+            c0 = time.process_time()
+            fn()
+            cpu = min(cpu, time.process_time() - c0)
+        print(f"  {label:32s} {cpu / len(utts) * 1e3:>7.2f} ms per utterance ({total_s / len(utts):.1f} s mean)  "
+              f"{total_s / cpu:>9,.0f} audio-s per CPU-second")
+
+
+def _mix_each(aug: Any, rows: list[Any]) -> None:
+    """Each utterance as a batch row of its own (the copy stands for the collation's)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for x in rows:
+        row = x.copy()[None, :]
+        aug.mix_rows(row, [row.shape[1]], rng)
 
 
 def _bench_codecs(utts: list[Any], args: argparse.Namespace) -> None:

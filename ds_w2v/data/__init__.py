@@ -24,6 +24,8 @@ _EXPORTS = {
     "batches_per_epoch": "ds_w2v.data.stream",
     "shard_order": "ds_w2v.data.stream",
     "slot_shards": "ds_w2v.data.stream",
+    # training-time augmentation
+    "AugmentConfig": "ds_w2v.data.augment",
     # the trainer-facing loader
     "StreamingLoader": "ds_w2v.data.loader",
     "build_loader": "ds_w2v.data.loader",

@@ -17,10 +17,12 @@ pass, reshuffled):
    process), counted and skipped: ``unreachable_shard`` when nothing could be read from the URL
    (no such file, a ``pipe:`` command or a download that failed), ``bad_shard`` when its bytes
    are not a valid tar;
-4. samples are decoded and validated (:mod:`ds_w2v.data.samples`), filtered by duration (training
+4. samples are decoded and validated (:mod:`ds_w2v.data.samples`), speed-perturbed (training
+   streams with ``augment.speeds``: :mod:`ds_w2v.data.augment`), filtered by duration (training
    streams only: a single-pass stream delivers every decodable utterance, one that exceeds the
    batch budget alone in its batch), passed through a seeded shuffle buffer and grouped into
-   duration buckets (:class:`~ds_w2v.data.batching.DurationBatcher`);
+   duration buckets (:class:`~ds_w2v.data.batching.DurationBatcher`); a collated batch's rows are
+   reverberated and get noise (``augment.rir``, ``augment.noise``);
 5. a worker emits exactly its share of the rank's ``num_batches``; batch ``i`` of the epoch comes
    from logical worker ``i % num_workers`` (the order in which ``DataLoader`` interleaves
    workers). Resuming at batch ``k`` rebuilds the epoch and drops the first ``k`` batches before
@@ -38,6 +40,7 @@ import numpy as np
 import torch.utils.data
 
 from ds_w2v.data import samples as S
+from ds_w2v.data.augment import MIX_STREAM, SPEED_STREAM, AugmentConfig, Augmenter
 from ds_w2v.data.batching import (
     BATCH_KINDS, DEFAULT_BUCKETS_S, MAX_SAMPLE_SIZE, PRETRAIN, Batch, CollateStats,
     DurationBatcher, Utterance, collate,
@@ -95,7 +98,8 @@ class StreamConfig:
     shard_shuffle: bool = True
     """Permute shards each epoch/pass with ``(seed, epoch, pass)``; False keeps the URL order."""
     seed: int = 0
-    """Shared by all ranks: shard order, shuffle buffers and crop offsets derive from it."""
+    """Shared by all ranks: shard order, shuffle buffers, crop offsets and augmentation draws
+    derive from it."""
     loop: bool = True
     """True: exactly ``num_batches`` per epoch per rank, looping the rank's shards as needed
     (training); the duration filters apply. False: one pass over the rank's shards, then the
@@ -108,6 +112,10 @@ class StreamConfig:
     stream's definition: resume with the same value."""
     prefetch_factor: int = 2
     pin_memory: bool = False
+    augment: AugmentConfig | None = None
+    """Training streams only (``loop=True``): speed perturbation, reverberation and additive noise
+    (:mod:`ds_w2v.data.augment`); None or an inactive config: none. Part of the stream's
+    definition, like the seed."""
 
     def __post_init__(self) -> None:
         if self.kind not in BATCH_KINDS:
@@ -119,6 +127,9 @@ class StreamConfig:
         if self.num_workers < 0 or self.shuffle_buffer < 0:
             raise ValueError("data.num_workers and data.shuffle_buffer must be >= 0")
         self.bucket_boundaries_s = tuple(self.bucket_boundaries_s)
+        if self.augment is not None and self.augment.active and not self.loop:
+            raise ValueError("data.augment: augmentation is for training streams (loop=True); a single-pass "
+                             "(evaluation) stream scores the audio as it is")
 
     @property
     def max_batch_samples(self) -> int:
@@ -315,7 +326,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             cfg.max_batch_samples, cfg.kind, cfg.bucket_boundaries_s, cfg.max_sample_size, cfg.max_batch_size
         )
         shuffle_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 0])
-        utts = _shuffled(self._utterances(slot, num_slots, batcher, pending), cfg.shuffle_buffer, shuffle_rng)
+        aug = Augmenter(cfg.augment) if cfg.augment is not None and cfg.augment.active else None
+        utts = _shuffled(self._utterances(slot, num_slots, batcher, pending, aug), cfg.shuffle_buffer, shuffle_rng)
 
         def groups() -> Iterator[tuple[list[Utterance], bool]]:
             """``(utterances, oversize)``: oversize is a batch of one that does not fit the budget."""
@@ -336,6 +348,9 @@ class ShardStream(torch.utils.data.IterableDataset):
             if made >= skip:  # fast-forward: batches before the resume point are never collated
                 crop_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 1, made])
                 batch, cstats = collate(group, cfg.kind, cfg.max_sample_size, crop_rng)
+                if aug is not None and aug.config.mixes:  # in place on the rows: the tensor shares their memory
+                    mix_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, MIX_STREAM, made])
+                    aug.mix_rows(batch.audio.numpy(), batch.lengths_list, mix_rng)
                 pending.stats.add_batch(cstats, cfg.max_batch_samples, oversize)
                 yield batch, pending.take()
             made += 1
@@ -345,9 +360,13 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield None, pending.take()
 
     def _utterances(
-        self, slot: int, num_slots: int, batcher: DurationBatcher, pending: "_Pending"
+        self, slot: int, num_slots: int, batcher: DurationBatcher, pending: "_Pending", aug: Augmenter | None,
     ) -> Iterator[Utterance]:
         cfg = self.config
+        # one speed draw per decoded utterance, in decode order: a resume decodes the epoch again
+        # from its start, so it draws the same factors (module docstring of augment.py)
+        speed_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, SPEED_STREAM])
+        perturb = aug is not None and aug.config.perturbs_speed
         # the duration filters of training streams (StreamConfig.min/max_duration_s), in samples
         min_samples = cfg.min_duration_s * SAMPLE_RATE
         max_samples = math.inf if cfg.max_duration_s is None else cfg.max_duration_s * SAMPLE_RATE
@@ -371,6 +390,8 @@ class ShardStream(torch.utils.data.IterableDataset):
                     if not cfg.loop:  # single pass (evaluation): score everything decodable
                         yield utt
                         continue
+                    if perturb:  # before the filters and the batcher: they count the new length
+                        utt = aug.speed(utt, speed_rng)
                     n = len(utt.pcm)
                     if n < min_samples:
                         pending.stats.skip(S.TOO_SHORT, url, utt.key)

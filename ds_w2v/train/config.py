@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from ..data.augment import AugmentConfig
 from ..lm.decoder import DecodingConfig
 from .tasks import DEFAULT_TARGET, TASK_CLASSES, select_task
 
@@ -119,6 +120,11 @@ class DataConfig:
     non-blocking copy on a side CUDA stream, overlapping the current batch's compute (see
     ``ds_w2v/data/prefetch.py``). On CPU the batches pass through unchanged. The position saved in
     checkpoints is that of the batches training consumed, so a resume stays exact."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmentation of the training stream, off by default (``ds_w2v/data/augment.py``):
+    ``data.augment.speeds=[0.9,1.0,1.1]``, ``data.augment.noise=DIR`` (audio folder or prepared
+    shards) at ``data.augment.snr_db=[5,20]`` with ``noise_prob``, ``data.augment.rir=DIR`` with
+    ``rir_prob``. Seeded by ``seed``, exact on resume; dev and test are never augmented."""
 
     @property
     def test_splits(self) -> list[str]:
@@ -337,6 +343,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"config key {key}: expected a mapping, got {type(value).__name__}")
         return _build(hint, value, key + ".")
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # tuple[float, ...]: any length
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"config key {key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], key) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ValueError(f"config key {key}: expected a list of {len(args)} values, got {value!r}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..data.augment import check_augment
 from ..data.index import SplitIndex, read_split
 from ..data.mix import MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
@@ -207,6 +208,7 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     if device_type is None:
         device_type = run_device(config.device).type
     run = read_splits(config)
+    check_augment(config.data.augment)  # a bad noise/RIR folder is refused as the run would refuse it
     splits = _splits(run)
     train = splits["train"]
     TASK_CLASSES[config.task](config, train)  # refuses a CTC corpus without vocabulary, cls without labels

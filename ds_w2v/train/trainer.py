@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import yaml
 
+from ..data.augment import check_augment, describe
 from ..data.loader import StreamingLoader, merge_rank_states
 from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
@@ -101,6 +102,7 @@ class Trainer:
         d = config.data
         splits = read_splits(config)
         self.train_index, self.dev_index, self.test_indexes, self.mix = splits.train, splits.dev, splits.tests, splits.mix
+        check_augment(d.augment)  # a bad noise/RIR folder is refused here; the loader's workers inherit them opened
         self.accum = resolve_batch(config, world)
         self.ds_config = build_ds_config(config, world, self.device.type)
         self.precision = resolved_precision(config, self.ds_config)
@@ -137,7 +139,10 @@ class Trainer:
             kind=self.task.stream_kind, batch_s=d.batch_s, fill=d.fill, max_sample_size=d.max_sample_size,
             min_duration_s=d.min_duration_s, max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer,
             seed=config.seed, num_workers=d.num_workers, pin_memory=use_cuda,
+            augment=d.augment if d.augment.active else None,  # the evaluator's streams never carry it
         )
+        if d.augment.active and self.is_rank0:
+            log.info("training stream augmentation: %s", describe(d.augment))
         if self.mix:  # several corpora: each batch from one, drawn with p ∝ (weight x hours)^alpha
             self.loader = MixedLoader([(index, w) for _, index, w in self.mix], self.stream_config,
                                       temperature_alpha=d.mix_alpha, rank=rank, world_size=world,

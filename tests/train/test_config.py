@@ -438,6 +438,12 @@ def test_shipped_ds_config_passes_deepspeed_parser(ds_path, monkeypatch):
     (["save_every=0"], r"^config key save_every: must be >= 1"),
     (["activation_checkpointing=some"], r"^config key activation_checkpointing:"),
     (["activation_checkpointing=[a]"], r"^config key activation_checkpointing:"),
+    (["data.augment.speeds=[0.9, 0]"], r"^config key data\.augment\.speeds: every factor must be > 0"),
+    (["data.augment.speeds=fast"], r"^config key data\.augment\.speeds: expected a list"),
+    (["data.augment.snr_db=[20, 5]"], r"^config key data\.augment\.snr_db: expected \[low, high\] dB with low <= high"),
+    (["data.augment.snr_db=[5]"], r"^config key data\.augment\.snr_db: expected a list of 2 values"),
+    (["data.augment.noise_prob=2"], r"^config key data\.augment\.noise_prob: a probability in \[0, 1\]"),
+    (["data.augment.speed=[1.1]"], r"^config key data\.augment\.speed: unknown"),
     (["task.kind=ctc"], r"^override 'task\.kind=ctc': task is not a section"),
     (["foo"], r"^override 'foo': expected key=value"),
     (["=1"], r"^override '=1': expected key=value"),
@@ -449,6 +455,19 @@ def test_bad_override_names_the_key(overrides, match):
     with pytest.raises(ValueError, match=match):
         load_config("pretrain_tiny", [SHARDS, *overrides])
     assert torch.distributed.is_initialized() == _pg_before  # nothing here starts a process group
+
+
+def test_augment_keys_from_command_line_and_recipe(tmp_path):
+    config = load_config("finetune_ctc_tiny", [SHARDS, "data.augment.speeds=[0.9,1.0,1.1]", "data.augment.noise=/n",
+                                               "data.augment.snr_db=[0,15]", "data.augment.rir=/r"])
+    aug = config.data.augment
+    assert aug.speeds == (0.9, 1.0, 1.1) and aug.snr_db == (0.0, 15.0) and aug.active
+    assert (aug.noise, aug.noise_prob, aug.rir, aug.rir_prob) == ("/n", 1.0, "/r", 0.5)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("parent: finetune_ctc_tiny\ndata:\n  augment:\n    speeds: [1.1]\n    rir_prob: 1\n")
+    aug = load_config(recipe, [SHARDS, "data.augment.rir_prob=0.25"]).data.augment
+    assert aug.speeds == (1.1,) and aug.rir_prob == 0.25 and aug.noise is None
+    assert not load_config("finetune_ctc_tiny", [SHARDS]).data.augment.active  # off by default
 
 
 def test_missing_shards():
@@ -585,7 +604,7 @@ def test_model_overrides_merge():
         "encoder_layerdrop": 0.0, "final_dropout": 0.0, "feature_grad_mult": 1.0}
     # a recipe's own overrides and the command line's merge
     assert load_config("pretrain_tiny", [SHARDS, "model.overrides.encoder_layers=2"]).model.overrides == {
-        "latent_temp": [2.0, 0.5, 0.99], "encoder_layers": 2}
+        "latent_temp": [2.0, 0.5, 0.999], "encoder_layers": 2}
     # a recipe without overrides gets a fresh mapping
     assert load_config("pretrain_original", [SHARDS, "model.overrides.encoder_layers=2"]).model.overrides == {
         "encoder_layers": 2}
