@@ -57,14 +57,14 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ds_w2v.data.audio import AUDIO_EXTENSIONS
+from ds_w2v.data.audio import AUDIO_EXTENSIONS, RESAMPLE_QUALITY, is_audio_name
 from ds_w2v.data.batching import Utterance
 from ds_w2v.data.shard_format import INDEX_NAME, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # files already reported by this process
 
-SPEED_QUALITY = "HQ"  # soxr, as prepare resamples (audio.RESAMPLE_QUALITY); its cost per worker: BENCHMARKS.md
+SPEED_QUALITY = RESAMPLE_QUALITY  # soxr, as prepare resamples; its cost per worker: BENCHMARKS.md
 _INT16_SCALE = np.float32(1.0 / 32768.0)  # int16 -> [-1, 1), as batching.collate scales
 _SILENT_POWER = (1.0 / 32768.0) ** 2  # mean power below one int16 step (rms): digital silence
 MIX_STREAM, SPEED_STREAM = 2, 3
@@ -185,7 +185,7 @@ def _warn_once(path: str, why: str) -> None:
 
 
 def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    return sorted(p for p in folder.rglob("*") if is_audio_name(p.name) and p.is_file())
 
 
 def _read_float(path: Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:

@@ -256,6 +256,7 @@ def search_plan(updates: int = 800, probe_every: int = 100) -> StudyPlan:
     # BASE's seven conv layers (kernel, stride) at 256 channels (tiny: 128)
     kernels = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))
     wide_conv = "[" + ",".join(f"[256,{k},{s}]" for k, s in kernels) + "]"
+
     def variant(spec: PretrainSpec, **changes) -> PretrainSpec:
         return replace(spec, **{**changes, "overrides": spec.overrides + changes.get("overrides", ())})
 
