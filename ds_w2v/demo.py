@@ -136,8 +136,13 @@ class Job:
             tail = self.log.read_text().splitlines()[-15:]
             what = f"{self.command} failed" if self.command else "failed"
             raise RuntimeError(f"{self.name}: {what} (exit {returncode}); log {self.log}:\n" + "\n".join(tail))
-        self.record(json.loads((self.run_dir / "results.json").read_text()))
+        self.record(self.command_result())
         print(f"  [{self.name}] done in {self.wall_s:.0f} s", flush=True)
+
+    def command_result(self) -> dict:
+        """The result of the command that finished successfully: the ``results.json`` it wrote
+        (``finish`` records it, with the job's wall-clock time)."""
+        return json.loads((self.run_dir / "results.json").read_text())
 
     def record(self, result: dict) -> None:
         """``result`` with this job's wall-clock time, as its ``results.json``."""
@@ -176,10 +181,8 @@ class FileJob(Job):
         super().__init__(name, command, args, run_dir, needs)
         self.out = out
 
-    def finish(self, returncode: int) -> None:
-        if returncode == 0:
-            self.record({"out": str(self.out)})
-        super().finish(returncode)
+    def command_result(self) -> dict:
+        return {"out": str(self.out)}  # the command wrote no results.json: finish writes this one
 
 
 # The word LM of the decoding row: the corpus's train transcripts, 4-gram (wav2vec 2.0's word LM

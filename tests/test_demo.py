@@ -18,6 +18,7 @@ from ds_w2v.demo import (
     LM_ORDER,
     PROBE_UTTERANCES,
     ROOT,
+    FileJob,
     Job,
     demo_jobs,
     lm_jobs,
@@ -80,6 +81,31 @@ def test_failure_names_the_job_and_shows_the_log(tmp_path):
         run_jobs(jobs, parallel=2)
     assert time.time() - t0 < 20  # the slow one was stopped, not waited for
     assert not (tmp_path / "after").exists()
+
+
+def test_a_file_job_records_its_file_in_one_write(tmp_path, monkeypatch):
+    """A step whose product is a file (build-lm): its results.json, written once on success,
+    names the file with the job's time; a rerun reuses it; a failure writes none."""
+    writes = []
+    write_text = Path.write_text
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: (writes.append(self), write_text(self, *a, **k))[1])
+    arpa = tmp_path / "lm.arpa"
+
+    def file_job(name, code):
+        job = FileJob(name, "build-lm", [], tmp_path / name, out=arpa)
+        job.start = lambda threads: (job._begin(), subprocess.Popen([sys.executable, "-c", code]))[1]
+        return job
+
+    job = file_job("lm", f"import time; time.sleep(0.2); open({str(arpa)!r}, 'w').write('arpa')")
+    run_jobs([job], parallel=1)
+    assert writes == [job.run_dir / "results.json"]
+    assert json.loads(writes[0].read_text()) == job.result == {"out": str(arpa), "wall_s": job.wall_s}
+    assert job.wall_s >= 0.2
+    again = FileJob("lm", "build-lm", [], tmp_path / "lm", out=arpa)
+    assert again.cached() and again.result == job.result and again.wall_s == job.wall_s
+    with pytest.raises(RuntimeError, match=r"bad: build-lm failed \(exit 2\)"):
+        run_jobs([file_job("bad", "import sys; sys.exit(2)")], parallel=1)
+    assert len(writes) == 1 and not (tmp_path / "bad" / "results.json").exists()
 
 
 def test_unmet_dependency_is_an_error(tmp_path):

@@ -49,21 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _utterances(shards: str, split: str, limit: int | None):
-    """(id, int16 pcm, normalised transcript) of a split, in shard order."""
-    import webdataset as wds
+    """(id, int16 pcm, normalised transcript) of a split, in shard order; the first ``limit``
+    (None or 0: all)."""
+    from ..data.reader import split_utterances
 
-    from ..data.index import read_split
-    from ..data.samples import decode_sample
-
-    out = []
-    for url in read_split(shards, split).urls:
-        for raw in wds.WebDataset([url], shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False,
-                                  seed=0):
-            utt = decode_sample(raw)
-            out.append((utt.key, utt.pcm, utt.record.get("text") or ""))
-            if limit and len(out) >= limit:
-                return out
-    return out
+    return [(utt.key, utt.pcm, utt.record.get("text") or "")
+            for utt in split_utterances(shards, split, limit=limit or None)]
 
 
 def _emissions(model, utterances) -> tuple[list, float]:

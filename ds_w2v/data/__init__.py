@@ -32,6 +32,8 @@ _EXPORTS = {
     # the index
     "SplitIndex": "ds_w2v.data.index",
     "read_split": "ds_w2v.data.index",
+    # a split's utterances, read once in shard order
+    "split_utterances": "ds_w2v.data.reader",
 }
 
 __all__ = sorted(_EXPORTS)

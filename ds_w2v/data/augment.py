@@ -265,27 +265,13 @@ class NoiseBank:
 
     @classmethod
     def load(cls, shard_dir: Path) -> "NoiseBank":
-        import webdataset as wds
-
-        from ds_w2v.data import samples as S
-        from ds_w2v.data.index import read_split
+        from ds_w2v.data.reader import split_utterances
         from ds_w2v.data.shard_format import read_index
 
         pieces: list[np.ndarray] = []
-        damaged: list[str] = []
-
-        def handler(exn: Exception) -> bool:
-            damaged.append(f"{type(exn).__name__}: {str(exn)[:200]}")
-            return True
-
+        damaged: list[str] = []  # one line per damaged sample or shard, naming the shard: skipped
         for split in sorted(read_index(shard_dir)["splits"]):
-            urls = read_split(shard_dir, split).urls
-            for raw in wds.WebDataset(urls, handler=handler, shardshuffle=False, nodesplitter=None,
-                                      workersplitter=None, empty_check=False, seed=0):
-                try:
-                    pieces.append(S.decode_sample(raw).pcm)
-                except S.SampleError as e:
-                    damaged.append(str(e))
+            pieces.extend(utt.pcm for utt in split_utterances(shard_dir, split, damaged=damaged))
         if damaged:
             _warn_once(str(shard_dir), f"{len(damaged)} damaged noise sample(s) or shard(s); the first: {damaged[0]}")
         if not pieces:

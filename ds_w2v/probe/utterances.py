@@ -19,8 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.index import read_split
-from ..data.samples import SampleError, decode_sample
+from ..data.reader import split_utterances
 
 
 @dataclass
@@ -48,27 +47,12 @@ def read_utterances(shard_dir: str | Path, split: str, max_utterances: int | Non
     """The utterances of ``split`` in ``shard_dir`` (the first ``max_utterances`` in shard order).
 
     Raises ValueError / FileNotFoundError naming the folder: no ``dataset.json``, an unknown
-    split (the known ones listed), a damaged sample.
+    split (the known ones listed); naming the shard: a damaged sample or an unreadable shard
+    (:func:`~ds_w2v.data.reader.split_utterances`).
     """
-    import webdataset as wds
-
     if max_utterances is not None and max_utterances < 1:
         raise ValueError(f"max_utterances must be >= 1, got {max_utterances}")
-    index = read_split(shard_dir, split)
-    out: list[ProbeUtterance] = []
-    for url in index.urls:
-        # seed=0: WebDataset would otherwise draw a seed from the global `random` state
-        dataset = wds.WebDataset([url], shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                 empty_check=False, seed=0)
-        try:
-            for raw in dataset:
-                out.append(_probe_utterance(decode_sample(raw)))
-                if max_utterances is not None and len(out) >= max_utterances:
-                    return out
-        except SampleError as e:
-            raise ValueError(f"{url}: {e}") from None
-        except Exception as e:  # a tar that cannot be read: tarfile / OSError from webdataset
-            raise ValueError(f"{url}: cannot read the shard ({type(e).__name__}: {e})") from None
+    out = [_probe_utterance(u) for u in split_utterances(shard_dir, split, limit=max_utterances)]
     if not out:
         raise ValueError(f"{shard_dir}: split {split!r} holds no utterance")
     return out

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if args.estimate:
         return 0
-    from .report import write_search, write_study
+    from .report import write_study
+    from .search_report import write_search
     from .runner import Study
 
     suffix = {"default": "", "quick": "_quick", "search": "_search"}[name]

@@ -1,4 +1,4 @@
-"""``results/STUDY.md`` (and ``SEARCH.md`` for ``--search``) from a :class:`StudyOutcome`: the
+"""``results/STUDY.md`` from a :class:`StudyOutcome`: the
 goals with PASS / MISS computed from the figures, the probe rows beside the fine-tune rows, each
 row's mean and spread over seeds with n, the lr each arm chose, the curve of probe accuracy
 against pretraining updates, the settings and wall times, and how to rerun. Every figure comes
@@ -274,71 +274,3 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
          "probes": outcome.probes, "curves": {k: [asdict(p) for p in v] for k, v in outcome.curves.items()},
          "wall": outcome.wall, "notes": outcome.notes}, indent=1, default=str))
     return text
-
-
-def write_search(outcome: StudyOutcome, results: str | Path) -> str:
-    """SEARCH.md: one row per pretraining variant, best last probe first."""
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
-    variants = {v.name: v for v in outcome.plan.search}
-    rows = []
-    for name, points in outcome.curves.items():
-        last = points[-1] if points else None
-        best = max(points, key=lambda p: p.acc) if points else None
-        rows.append((last.acc if last else -1.0, name, points, last, best))
-    rows.sort(key=lambda r: -r[0])
-    base = next((r for r in rows if r[1] == "base"), None)
-    lines = ["# Search: what makes self-supervised learning start at tiny's size", "",
-             f"Made by `{outcome.command}` (`python -m ds_w2v.study --search`): one factor at a time around the "
-             "tiny recipe as it was searched (`base`), each variant one pretraining with the trainer's probe curve "
-             "(linear phone probe, best layer, dev frames: the search never reads test). Ranked by the last probe; finished variants are "
-             "reused on a rerun.", "",
-             "| variant | change | updates | probe at update 0 | last probe | vs base | best probe (update) | "
-             "dev contrastive acc | wall |", "|---|---|---|---|---|---|---|---|---|"]
-    base_spec = variants.get("base")
-    for _, name, points, last, best in rows:
-        res = outcome.runs.get(name) or {}
-        vs = "-" if not (base and last and base[3]) else f"{100 * (last.acc - base[3].acc):+.1f}"
-        lines.append(f"| {name} | {_change(variants.get(name), base_spec)} | {last.update if last else '-'} | "
-                     f"{_pct(points[0].acc) if points else '-'} | {_pct(last.acc if last else None)} | {vs} | "
-                     f"{_pct(best.acc) + f' ({best.update})' if best else '-'} | {_pct(res.get('last_dev_acc'))} | "
-                     f"{_hms(res.get('wall_s'))} |")
-    lines += [""] + curve_lines(outcome)
-    plots = []
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for _, name, points, _, _ in rows:
-            if points:
-                ax.plot([p.update for p in points], [100 * p.acc for p in points], marker=".", label=name)
-        ax.set_xlabel("pretraining update")
-        ax.set_ylabel("linear phone probe, best layer (% dev frames)")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        fig.savefig(results / "search_curves.png", dpi=100)
-        plt.close(fig)
-        plots.append("search_curves.png")
-    except ImportError:
-        pass
-    lines += ["", f"Total: {_hms(outcome.wall.get('total_s'))}."] + [f"\n![{p}]({p})" for p in plots] + [""]
-    text = "\n".join(lines)
-    (results / "SEARCH.md").write_text(text)
-    return text
-
-
-def _change(v, base) -> str:
-    """What a search variant changes from ``base``: its overrides, warm-up, unlabelled speech."""
-    if v is None:
-        return "-"
-    parts = [o for o in v.overrides if base is None or v is base or o not in base.overrides]
-    if base is not None and v.warmup != base.warmup:
-        parts.append(f"warm-up {v.warmup} (base {base.warmup})")
-    if base is not None and v.unlabeled != base.unlabeled:
-        parts.append(f"unlabelled: {', '.join(v.unlabeled)}" if v.unlabeled else "no unlabelled speech")
-    if v is base:
-        return "the tiny recipe" + (f" with {', '.join(f'`{p}`' for p in parts)}" if parts else "")
-    return ", ".join(f"`{p}`" for p in parts) or "-"

@@ -190,6 +190,18 @@ def test_shard_directory_noise_is_held_in_memory(tmp_path):
     assert long.shape == (3 * SAMPLE_RATE,) and long.dtype == np.float32 and np.abs(long).max() <= 1.0
 
 
+def test_damaged_noise_shards_are_skipped_and_reported_once(tmp_path, caplog):
+    write_split(tmp_path / "musan", "noise", [[0.5, 1.0], [0.25], [0.5]])
+    damaged = read_split(tmp_path / "musan", "noise").urls[1]
+    Path(damaged).write_bytes(b"\x00garbage" * 1000)
+    with caplog.at_level(logging.WARNING, logger="ds_w2v.data.augment"):
+        bank = NoiseBank.load(tmp_path / "musan")
+    assert len(bank.lengths) == 3 and bank.nbytes == 2 * SAMPLE_RATE * 2.0  # the other shards, whole
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"1 damaged noise sample(s) or shard(s); the first: {damaged}: cannot read the shard (ReadError" in warnings[0]
+
+
 # -- RIR -------------------------------------------------------------------------------------------
 def test_reverberation_keeps_length_power_and_the_direct_path(tmp_path, rir_dir):
     x = speech_like(1.3, 0)

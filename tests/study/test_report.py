@@ -1,4 +1,4 @@
-"""STUDY.md and SEARCH.md from hand-made outcomes: the goals' PASS / MISS come from the figures
+"""STUDY.md from hand-made outcomes: the goals' PASS / MISS come from the figures
 (flip a figure, the verdict flips), rows show mean ± spread and n, the plots are written."""
 import dataclasses
 
@@ -6,8 +6,8 @@ import pytest
 
 from ds_w2v.study.curves import ProbePoint
 from ds_w2v.study.goals import per_goal, probe_goal
-from ds_w2v.study.plan import Arm, default_plan, search_plan
-from ds_w2v.study.report import write_search, write_study
+from ds_w2v.study.plan import Arm, default_plan
+from ds_w2v.study.report import write_study
 from ds_w2v.study.runner import StudyOutcome
 from ds_w2v.study.selection import summarize_arm
 
@@ -72,21 +72,3 @@ def test_study_md(tmp_path):
     assert "**total: 1:06:40**" in text and "bash launch/study.sh" in text
     assert (tmp_path / "probe_curve.png").is_file() and (tmp_path / "finetune_arms.png").is_file()
     assert (tmp_path / "study.json").is_file()
-
-
-def test_search_md_ranks_by_the_last_probe(tmp_path):
-    plan = search_plan()
-    o = StudyOutcome(plan)
-    o.curves = {"base": [ProbePoint(0, 0.40, 0), ProbePoint(800, 0.45, 2)],
-                "mask0.5x5": [ProbePoint(0, 0.40, 0), ProbePoint(800, 0.55, 3)],
-                "labelled_only": [ProbePoint(0, 0.40, 0), ProbePoint(800, 0.41, 1)]}
-    o.runs = {"base": {"wall_s": 500.0, "last_dev_acc": 0.2}}
-    text = write_search(o, tmp_path)
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
-    assert [r.split(" | ")[0][2:] for r in rows] == ["mask0.5x5", "base", "labelled_only"]
-    assert "| mask0.5x5 | `model.overrides.mask_prob=0.5`, `model.overrides.mask_length=5` | 800 | 40.0 % | " \
-           "55.0 % | +10.0 |" in text
-    assert "no unlabelled speech" in text
-    # base is the recipe as searched, pinned (SEARCH_BASE); a variant shows only its own change
-    assert "| base | the tiny recipe with `model.overrides.latent_temp=[2.0,0.5,0.99]` |" in text
-    assert (tmp_path / "SEARCH.md").is_file() and (tmp_path / "search_curves.png").is_file()

@@ -1,0 +1,150 @@
+"""``results/SEARCH.md`` from a ``--search`` :class:`StudyOutcome`: one table per round (the
+variants around one starting point, its ``PretrainSpec.base``), each variant compared with its
+base at the update they both reached -- a longer run is not ranked by a later probe than the
+others had -- then every probe curve, what the longer runs bought, and the plot.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .curves import ProbePoint, gain_per_update
+from .plan import PretrainSpec
+from .report import _hms, _pct, curve_lines
+from .runner import StudyOutcome
+
+
+def probe_at(points: list[ProbePoint], update: int) -> ProbePoint | None:
+    """The probe at ``update`` or, failing that, the last one before it."""
+    before = [p for p in points if p.update <= update]
+    return before[-1] if before else None
+
+
+def rounds(variants: list[PretrainSpec]) -> dict[str, list[PretrainSpec]]:
+    """base name -> [the base itself, then the variants of it], in plan order."""
+    by_name = {v.name: v for v in variants}
+    out: dict[str, list[PretrainSpec]] = {}
+    for v in variants:
+        if v.base not in by_name:
+            continue
+        members = out.setdefault(v.base, [by_name[v.base]])
+        if v.name != v.base:
+            members.append(v)
+    return out
+
+
+def _change(v: PretrainSpec, base: PretrainSpec | None) -> str:
+    """What a variant changes from its base: overrides, updates, warm-up, unlabelled speech."""
+    if base is None:
+        return "-"
+    parts = [f"`{o}`" for o in v.overrides if v is base or o not in base.overrides]
+    if v.updates != base.updates:
+        parts.append(f"{v.updates:,} updates ({base.name}: {base.updates:,})")
+    if v.warmup != base.warmup:
+        parts.append(f"warm-up {v.warmup} ({base.name}: {base.warmup})")
+    if v.unlabeled != base.unlabeled:
+        parts.append(f"unlabelled: {', '.join(v.unlabeled)}" if v.unlabeled else "no unlabelled speech")
+    if v is base:
+        return "the tiny recipe" + (f" with {', '.join(parts)}" if parts else "")
+    return ", ".join(parts) or "-"
+
+
+def round_table(outcome: StudyOutcome, members: list[PretrainSpec]) -> list[str]:
+    """The variants of one base, ranked by their probe at the last update all of them reached."""
+    base = members[0]
+    curves = {v.name: outcome.curves.get(v.name) or [] for v in members}
+    done = [c[-1].update for c in curves.values() if c]
+    if not done:
+        return [f"No variant around `{base.name}` has a probe yet.", ""]
+    shared = min(done)
+    base_at = probe_at(curves[base.name], shared)
+    rows, not_run = [], []
+    for v in members:
+        points = curves[v.name]
+        if not points:
+            not_run.append(v.name)
+            continue
+        at = probe_at(points, shared)
+        rows.append((at.acc if at else -1.0, v, points, at))
+    rows.sort(key=lambda r: -r[0])
+    lines = [f"| variant | change | updates | probe at update 0 | probe at {shared:,} | vs {base.name} | last probe "
+             "(update) | best probe (update) | dev contrastive acc | wall |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, v, points, at in rows:
+        res = outcome.runs.get(v.name) or {}
+        vs = "-" if not (at and base_at) else f"{100 * (at.acc - base_at.acc):+.1f}"
+        last = points[-1] if points else None
+        best = max(points, key=lambda p: p.acc) if points else None
+        lines.append(f"| {v.name} | {_change(v, base)} | {v.updates:,} | {_pct(points[0].acc) if points else '-'} | "
+                     f"{_pct(at.acc if at else None)} | {vs} | "
+                     f"{_pct(last.acc) + f' ({last.update:,})' if last else '-'} | "
+                     f"{_pct(best.acc) + f' ({best.update:,})' if best else '-'} | "
+                     f"{_pct(res.get('last_dev_acc'))} | {_hms(res.get('wall_s'))} |")
+    if not_run:
+        lines += ["", f"Not run yet: {', '.join(not_run)}."]
+    return lines + [""]
+
+
+def longer_lines(outcome: StudyOutcome, variants: list[PretrainSpec]) -> list[str]:
+    """For each variant run longer than its base: the probe where the base stopped and at its end,
+    and the straight-line rate over its last half (what more updates would buy at that rate)."""
+    by_name = {v.name: v for v in variants}
+    lines = []
+    for v in variants:
+        base = by_name.get(v.base)
+        points = outcome.curves.get(v.name) or []
+        if base is None or v.updates <= base.updates or not points:
+            continue
+        at, last = probe_at(points, base.updates), points[-1]
+        slope = gain_per_update(points)
+        text = (f"- **{v.name}**: {_pct(points[0].acc)} at update 0, {_pct(at.acc if at else None)} at "
+                f"{base.updates:,} ({base.name}'s length), {_pct(last.acc)} at {last.update:,}")
+        if slope is not None:
+            text += f"; over its last half {100 * slope * 1000:+.2f} points per 1,000 updates"
+        lines.append(text + ".")
+    return lines + [""] if lines else []
+
+
+def _plot(outcome: StudyOutcome, results: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for name, points in outcome.curves.items():
+        if points:
+            ax.plot([p.update for p in points], [100 * p.acc for p in points], marker=".", label=name)
+    ax.set_xlabel("pretraining update")
+    ax.set_ylabel("linear phone probe, best layer (% dev frames)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(results / "search_curves.png", dpi=100)
+    plt.close(fig)
+    return ["search_curves.png"]
+
+
+def write_search(outcome: StudyOutcome, results: str | Path) -> str:
+    """SEARCH.md: a table per round, the curves, the longer runs, the plot."""
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    variants = list(outcome.plan.search)
+    lines = ["# Search: what makes self-supervised learning start at tiny's size", "",
+             f"Made by `{outcome.command}` (`python -m ds_w2v.study --search`): one factor at a time around a "
+             "starting point, each variant one pretraining with the trainer's probe curve (linear phone probe, best "
+             "layer, dev frames: the search never reads test). A round's variants are ranked by their probe at the "
+             "last update all of them reached; finished variants are reused on a rerun.", ""]
+    for name, members in rounds(variants).items():
+        title = "Round around `base`, the tiny recipe as first searched" if name == "base" else \
+            f"Round around `{name}`"
+        lines += [f"## {title}", ""] + round_table(outcome, members)
+    more = longer_lines(outcome, variants)
+    if more:
+        lines += ["## Longer runs", ""] + more
+    lines += ["## Curves", ""] + curve_lines(outcome)
+    wall = outcome.wall.get("search")
+    lines += ["", f"Pretraining time, summed over the variants shown (two ran side by side): {_hms(wall)}."]
+    lines += [f"\n![{p}]({p})" for p in _plot(outcome, results)] + [""]
+    text = "\n".join(lines)
+    (results / "SEARCH.md").write_text(text)
+    return text
