@@ -298,6 +298,9 @@ def search_plan(updates: int = 800, probe_every: int = 100) -> StudyPlan:
                 overrides=("optim.lr=5.0e-4", "model.overrides.mask_prob=0.5", "model.overrides.mask_length=5")),
         variant(g, name="g999+more_speakers", unlabeled=("extra", "extra_more"), base="gumbel0.999"),
         variant(g, name="g999+negatives20", overrides=("model.overrides.num_negatives=20",), base="gumbel0.999"),
+        # long4000 levels off at ~50 % from update ~2,000 (lr still at half its peak): capacity?
+        variant(g, name="g999+conv256", overrides=(f"model.overrides.conv_layers={wide_conv}",), base="gumbel0.999"),
+        variant(g, name="g999+codebook2x64", overrides=("model.overrides.latent_vars=64",), base="gumbel0.999"),
     ]
     corpora = replace(base.corpora, unlabeled=(*base.corpora.unlabeled, UnlabeledSet("extra_more", 1200, 6, 2)))
     return replace(base, name="search", corpora=corpora, search=tuple(variants), hf_reference=False)

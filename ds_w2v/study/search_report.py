@@ -99,6 +99,8 @@ def longer_lines(outcome: StudyOutcome, variants: list[PretrainSpec]) -> list[st
                 f"{base.updates:,} ({base.name}'s length), {_pct(last.acc)} at {last.update:,}")
         if slope is not None:
             text += f"; over its last half {100 * slope * 1000:+.2f} points per 1,000 updates"
+        if last.layers:  # where the phone information sits: the conv features, then each block's output
+            text += "; per layer at the end: " + ", ".join(f"{k} {_pct(a)}" for k, a in last.layers.items())
         lines.append(text + ".")
     return lines + [""] if lines else []
 

@@ -43,6 +43,8 @@ def test_search_md_ranks_each_round_at_the_shared_update(tmp_path):
                 "g999+lr5e-4": curve(0.40, 0.45, 0.48, every=400),
                 # the long run is best at its end but worst at update 800: ranked last in its round
                 "long4000": curve(0.40, 0.41, 0.43, 0.50, 0.60, 0.70, every=800)}
+    end = o.curves["long4000"][-1]
+    o.curves["long4000"][-1] = ProbePoint(end.update, end.acc, 1, {"conv": 0.45, "layer0": 0.70, "layer1": 0.62})
     o.runs = {"base": {"wall_s": 500.0, "last_dev_acc": 0.2}, "long4000": {"wall_s": 3600.0}}
     o.wall = {"search": 4100.0}
     text = write_search(o, tmp_path)
@@ -58,7 +60,8 @@ def test_search_md_ranks_each_round_at_the_shared_update(tmp_path):
     assert "| labelled_only | no unlabelled speech |" in text
     assert "| base | the tiny recipe with `model.overrides.latent_temp=[2.0,0.5,0.99]` |" in text
     assert "- **long4000**: 40.0 % at update 0, 41.0 % at 800 (gumbel0.999's length), 70.0 % at 4,000; " \
-           "over its last half +12.50 points per 1,000 updates." in text
+           "over its last half +12.50 points per 1,000 updates; per layer at the end: conv 45.0 %, layer0 70.0 %, " \
+           "layer1 62.0 %." in text
     assert "summed over the variants shown (two ran side by side): 1:08:20." in text
     assert (tmp_path / "SEARCH.md").is_file() and (tmp_path / "search_curves.png").is_file()
 
