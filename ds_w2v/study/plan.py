@@ -301,7 +301,14 @@ def search_plan(updates: int = 800, probe_every: int = 100) -> StudyPlan:
         # long4000 levels off at ~50 % from update ~2,000 (lr still at half its peak): capacity?
         variant(g, name="g999+conv256", overrides=(f"model.overrides.conv_layers={wide_conv}",), base="gumbel0.999"),
         variant(g, name="g999+codebook2x64", overrides=("model.overrides.latent_vars=64",), base="gumbel0.999"),
+        # long4000's codebook: code perplexity 38-46 of 640 from update 2,000 (the probe's plateau);
+        # BASE's diversity weight 0.1 may be too weak at this size
+        variant(g, name="g999+diversity1.0", overrides=("model.overrides.diversity_weight=1.0",), base="gumbel0.999"),
     ]
+    # 2 x 64 codes led round 2 by update 400 (44.6 % vs 39.4 %): is it a faster start or a higher
+    # plateau? The same run to 2,000 updates, where long4000 had levelled off (50.1 %)
+    c = next(v for v in variants if v.name == "g999+codebook2x64")
+    variants.append(variant(c, name="codebook2x64_long2000", updates=2000, probe_every=200, base=c.name))
     corpora = replace(base.corpora, unlabeled=(*base.corpora.unlabeled, UnlabeledSet("extra_more", 1200, 6, 2)))
     return replace(base, name="search", corpora=corpora, search=tuple(variants), hf_reference=False)
 

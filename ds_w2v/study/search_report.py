@@ -48,8 +48,9 @@ def _change(v: PretrainSpec, base: PretrainSpec | None) -> str:
     return ", ".join(parts) or "-"
 
 
-def round_table(outcome: StudyOutcome, members: list[PretrainSpec]) -> list[str]:
-    """The variants of one base, ranked by their probe at the last update all of them reached."""
+def round_table(outcome: StudyOutcome, members: list[PretrainSpec], parent: PretrainSpec | None = None) -> list[str]:
+    """The variants of one base, ranked by their probe at the last update all of them reached;
+    ``parent``: the variant the base itself changed (its row shows that change)."""
     base = members[0]
     curves = {v.name: outcome.curves.get(v.name) or [] for v in members}
     done = [c[-1].update for c in curves.values() if c]
@@ -73,7 +74,9 @@ def round_table(outcome: StudyOutcome, members: list[PretrainSpec]) -> list[str]
         vs = "-" if not (at and base_at) else f"{100 * (at.acc - base_at.acc):+.1f}"
         last = points[-1] if points else None
         best = max(points, key=lambda p: p.acc) if points else None
-        lines.append(f"| {v.name} | {_change(v, base)} | {v.updates:,} | {_pct(points[0].acc) if points else '-'} | "
+        change = f"this round's start: {_change(v, parent)}" if v is base and parent not in (None, base) \
+            else _change(v, base)
+        lines.append(f"| {v.name} | {change} | {v.updates:,} | {_pct(points[0].acc) if points else '-'} | "
                      f"{_pct(at.acc if at else None)} | {vs} | "
                      f"{_pct(last.acc) + f' ({last.update:,})' if last else '-'} | "
                      f"{_pct(best.acc) + f' ({best.update:,})' if best else '-'} | "
@@ -136,10 +139,11 @@ def write_search(outcome: StudyOutcome, results: str | Path) -> str:
              "starting point, each variant one pretraining with the trainer's probe curve (linear phone probe, best "
              "layer, dev frames: the search never reads test). A round's variants are ranked by their probe at the "
              "last update all of them reached; finished variants are reused on a rerun.", ""]
+    by_name = {v.name: v for v in variants}
     for name, members in rounds(variants).items():
         title = "Round around `base`, the tiny recipe as first searched" if name == "base" else \
             f"Round around `{name}`"
-        lines += [f"## {title}", ""] + round_table(outcome, members)
+        lines += [f"## {title}", ""] + round_table(outcome, members, by_name.get(members[0].base))
     more = longer_lines(outcome, variants)
     if more:
         lines += ["## Longer runs", ""] + more

@@ -20,10 +20,11 @@ def rows_of(text, heading):
 def test_rounds_group_variants_under_their_base():
     plan = search_plan()
     groups = rounds(list(plan.search))
-    assert list(groups) == ["base", "gumbel0.999"]
+    assert list(groups) == ["base", "gumbel0.999", "g999+codebook2x64"]
     assert groups["base"][0].name == "base" and "gumbel0.999" in [v.name for v in groups["base"]]
     assert groups["gumbel0.999"][0].name == "gumbel0.999"
     assert {v.name for v in groups["gumbel0.999"][1:]} >= {"long4000", "g999+lr5e-4+mask0.5x5"}
+    assert [v.name for v in groups["g999+codebook2x64"]] == ["g999+codebook2x64", "codebook2x64_long2000"]
 
 
 def test_probe_at_takes_the_last_point_not_after():
@@ -54,6 +55,7 @@ def test_search_md_ranks_each_round_at_the_shared_update(tmp_path):
            "55.0 % | +10.0 | 55.0 % (800) |" in text
     # within round 2 the comparison is with gumbel0.999, at update 800 for the long run too
     assert "| g999+lr5e-4 | `optim.lr=5.0e-4` | 800 | 40.0 % | 48.0 % | +1.0 |" in text
+    assert "| gumbel0.999 | this round's start: `model.overrides.latent_temp=[2.0,0.5,0.999]` | 800 |" in text
     assert "| long4000 | 4,000 updates (gumbel0.999: 800) | 4,000 | 40.0 % | 41.0 % | -6.0 | 70.0 % (4,000) |" in text
     assert "Not run yet: lr5e-4, lr2e-3," in text and "| lr2e-3 |" not in text
     # base is the recipe as searched, pinned (SEARCH_BASE); a variant shows only its own change
