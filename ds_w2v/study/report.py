@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from .curves import gain_per_update
+from .curves import ProbePoint, gain_per_update
 from .goals import PROBE_GAIN, Goal, linear_best_acc, per_goal, probe_goal
 from .plan import TASKS
 from .runner import StudyOutcome
@@ -155,30 +155,52 @@ def scale_note(outcome: StudyOutcome, goal: Goal) -> list[str]:
     return out
 
 
-def _plots(outcome: StudyOutcome, results: Path) -> list[str]:
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display), or None without matplotlib:
+    the reports are written without their plots then."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_probe_curves(curves: dict[str, list[ProbePoint]], path: Path, *, title: str | None = None,
+                      figsize: tuple[float, float] = (7, 4.5), marker: str = "o", ncol: int = 1) -> bool:
+    """One line per probe curve (best layer, % dev frames, against pretraining updates) and the
+    majority-phone floor when the curves carry it. False (nothing written) when no curve has a
+    point or matplotlib is missing."""
+    plt = pyplot()
+    if plt is None or not any(curves.values()):
+        return False
+    fig, ax = plt.subplots(figsize=figsize)
+    for name, points in curves.items():
+        if points:
+            ax.plot([p.update for p in points], [100 * p.acc for p in points], marker=marker, label=name)
+    majority = next((p.majority for pts in curves.values() for p in pts if p.majority is not None), None)
+    if majority is not None:
+        ax.axhline(100 * majority, color="grey", linestyle=":", label="majority phone")
+    ax.set_xlabel("pretraining update")
+    ax.set_ylabel("linear phone probe, best layer (% dev frames)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7 if ncol > 1 else 8, ncol=ncol)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _plots(outcome: StudyOutcome, results: Path) -> list[str]:
+    plt = pyplot()
+    if plt is None:
         return []
     files = []
-    if any(outcome.curves.values()):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, points in outcome.curves.items():
-            if points:
-                ax.plot([p.update for p in points], [100 * p.acc for p in points], marker="o", label=name)
-        majority = next((p.majority for pts in outcome.curves.values() for p in pts if p.majority is not None), None)
-        if majority is not None:
-            ax.axhline(100 * majority, color="grey", linestyle=":", label="majority phone")
-        ax.set_xlabel("pretraining update")
-        ax.set_ylabel("linear phone probe, best layer (% dev frames)")
-        ax.set_title("Probe accuracy against pretraining updates")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(results / "probe_curve.png", dpi=100)
-        plt.close(fig)
+    if plot_probe_curves(outcome.curves, results / "probe_curve.png",
+                         title="Probe accuracy against pretraining updates"):
         files.append("probe_curve.png")
     tasks = [t for t in outcome.plan.tasks if any(a.arm.task == t for a in outcome.arms)]
     if tasks:

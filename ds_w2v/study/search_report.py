@@ -6,10 +6,11 @@ others had -- then every probe curve, what the longer runs bought, and the plot.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from .curves import ProbePoint, gain_per_update
 from .plan import PretrainSpec
-from .report import _hms, _pct, curve_lines
+from .report import _hms, _pct, curve_lines, plot_probe_curves
 from .runner import StudyOutcome
 
 
@@ -19,14 +20,23 @@ def probe_at(points: list[ProbePoint], update: int) -> ProbePoint | None:
     return before[-1] if before else None
 
 
-def rounds(variants: list[PretrainSpec]) -> dict[str, list[PretrainSpec]]:
-    """base name -> [the base itself, then the variants of it], in plan order."""
+class Round(NamedTuple):
+    members: list[PretrainSpec]
+    """The round's start (its base) first, then the variants of it, in plan order."""
+    parent: PretrainSpec | None
+    """The variant the start itself changed (None for the first round's start)."""
+
+
+def rounds(variants: list[PretrainSpec]) -> dict[str, Round]:
+    """base name -> its :class:`Round`; a variant whose base is not in ``variants`` is left out."""
     by_name = {v.name: v for v in variants}
-    out: dict[str, list[PretrainSpec]] = {}
+    out: dict[str, Round] = {}
     for v in variants:
         if v.base not in by_name:
             continue
-        members = out.setdefault(v.base, [by_name[v.base]])
+        start = by_name[v.base]
+        parent = by_name.get(start.base) if start.base != start.name else None
+        members = out.setdefault(v.base, Round([start], parent)).members
         if v.name != v.base:
             members.append(v)
     return out
@@ -89,12 +99,10 @@ def round_table(outcome: StudyOutcome, members: list[PretrainSpec], parent: Pret
 def longer_lines(outcome: StudyOutcome, variants: list[PretrainSpec]) -> list[str]:
     """For each variant run longer than its base: the probe where the base stopped and at its end,
     and the straight-line rate over its last half (what more updates would buy at that rate)."""
-    by_name = {v.name: v for v in variants}
     lines = []
-    for v in variants:
-        base = by_name.get(v.base)
+    for base, v in ((r.members[0], v) for r in rounds(variants).values() for v in r.members[1:]):
         points = outcome.curves.get(v.name) or []
-        if base is None or v.updates <= base.updates or not points:
+        if v.updates <= base.updates or not points:
             continue
         at, last = probe_at(points, base.updates), points[-1]
         slope = gain_per_update(points)
@@ -108,27 +116,6 @@ def longer_lines(outcome: StudyOutcome, variants: list[PretrainSpec]) -> list[st
     return lines + [""] if lines else []
 
 
-def _plot(outcome: StudyOutcome, results: Path) -> list[str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for name, points in outcome.curves.items():
-        if points:
-            ax.plot([p.update for p in points], [100 * p.acc for p in points], marker=".", label=name)
-    ax.set_xlabel("pretraining update")
-    ax.set_ylabel("linear phone probe, best layer (% dev frames)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(results / "search_curves.png", dpi=100)
-    plt.close(fig)
-    return ["search_curves.png"]
-
-
 def write_search(outcome: StudyOutcome, results: str | Path) -> str:
     """SEARCH.md: a table per round, the curves, the longer runs, the plot."""
     results = Path(results)
@@ -139,18 +126,19 @@ def write_search(outcome: StudyOutcome, results: str | Path) -> str:
              "starting point, each variant one pretraining with the trainer's probe curve (linear phone probe, best "
              "layer, dev frames: the search never reads test). A round's variants are ranked by their probe at the "
              "last update all of them reached; finished variants are reused on a rerun.", ""]
-    by_name = {v.name: v for v in variants}
-    for name, members in rounds(variants).items():
+    for name, (members, parent) in rounds(variants).items():
         title = "Round around `base`, the tiny recipe as first searched" if name == "base" else \
             f"Round around `{name}`"
-        lines += [f"## {title}", ""] + round_table(outcome, members, by_name.get(members[0].base))
+        lines += [f"## {title}", ""] + round_table(outcome, members, parent)
     more = longer_lines(outcome, variants)
     if more:
         lines += ["## Longer runs", ""] + more
     lines += ["## Curves", ""] + curve_lines(outcome)
     wall = outcome.wall.get("search")
     lines += ["", f"Pretraining time, summed over the variants shown (two ran side by side): {_hms(wall)}."]
-    lines += [f"\n![{p}]({p})" for p in _plot(outcome, results)] + [""]
+    if plot_probe_curves(outcome.curves, results / "search_curves.png", figsize=(9, 5.5), marker=".", ncol=2):
+        lines += ["", "![search_curves.png](search_curves.png)"]
+    lines += [""]
     text = "\n".join(lines)
     (results / "SEARCH.md").write_text(text)
     return text

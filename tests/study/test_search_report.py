@@ -21,10 +21,14 @@ def test_rounds_group_variants_under_their_base():
     plan = search_plan()
     groups = rounds(list(plan.search))
     assert list(groups) == ["base", "gumbel0.999", "g999+codebook2x64"]
-    assert groups["base"][0].name == "base" and "gumbel0.999" in [v.name for v in groups["base"]]
-    assert groups["gumbel0.999"][0].name == "gumbel0.999"
-    assert {v.name for v in groups["gumbel0.999"][1:]} >= {"long4000", "g999+lr5e-4+mask0.5x5"}
-    assert [v.name for v in groups["g999+codebook2x64"]] == ["g999+codebook2x64", "codebook2x64_long2000"]
+    names = {base: [v.name for v in r.members] for base, r in groups.items()}
+    assert names["base"][0] == "base" and "gumbel0.999" in names["base"]
+    assert names["gumbel0.999"][0] == "gumbel0.999"
+    assert set(names["gumbel0.999"][1:]) >= {"long4000", "g999+lr5e-4+mask0.5x5"}
+    assert names["g999+codebook2x64"] == ["g999+codebook2x64", "codebook2x64_long2000"]
+    # each round knows what its start changed: the first round's start changed nothing
+    assert [None if r.parent is None else r.parent.name for r in groups.values()] == \
+        [None, "base", "gumbel0.999"]
 
 
 def test_probe_at_takes_the_last_point_not_after():
