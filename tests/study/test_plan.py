@@ -57,9 +57,9 @@ def test_default_graph(study):
         tag = j.name.split(" ")[0]
         assert set(j.needs) == {g.name for g in grid if g.name.startswith(tag + " ")}
     pre, hf = _args(jobs[0]), _args(jobs[1])
-    assert "--stop-after" in hf and hf[hf.index("--stop-after") + 1] == "400"
+    assert "--stop-after" in hf and hf[hf.index("--stop-after") + 1] == str(plan.hf_updates) != str(plan.pretrain.updates)
     common = [a for a in pre if not a.startswith("run_dir=")][5:]  # after bash _launch.sh pretrain --recipe R
-    assert all(a in hf for a in common) and "probe_every=100" in pre
+    assert all(a in hf for a in common) and f"probe_every={plan.pretrain.probe_every}" in pre
     mix = next(a for a in pre if a.startswith("data.train="))
     assert f"{study.shards['timit']}:train" in mix and f"{study.shards['extra']}:test" in mix
 

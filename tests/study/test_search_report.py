@@ -64,7 +64,8 @@ def test_search_md_ranks_each_round_at_the_shared_update(tmp_path):
     assert "Not run yet: lr5e-4, lr2e-3," in text and "| lr2e-3 |" not in text
     # base is the recipe as searched, pinned (SEARCH_BASE); a variant shows only its own change
     assert "| labelled_only | no unlabelled speech |" in text
-    assert "| base | the tiny recipe with `model.overrides.latent_temp=[2.0,0.5,0.99]` |" in text
+    assert "| base | the tiny recipe with `model.overrides.latent_temp=[2.0,0.5,0.99]`, " \
+           "`model.overrides.latent_vars=320` |" in text
     assert "- **long4000**: 40.0 % at update 0, 41.0 % at 800 (gumbel0.999's length), 70.0 % at 4,000; " \
            "over its last half +12.50 points per 1,000 updates; per layer at the end: conv 45.0 %, layer0 70.0 %, " \
            "layer1 62.0 %." in text

@@ -604,7 +604,7 @@ def test_model_overrides_merge():
         "encoder_layerdrop": 0.0, "final_dropout": 0.0, "feature_grad_mult": 1.0}
     # a recipe's own overrides and the command line's merge
     assert load_config("pretrain_tiny", [SHARDS, "model.overrides.encoder_layers=2"]).model.overrides == {
-        "latent_temp": [2.0, 0.5, 0.999], "encoder_layers": 2}
+        "latent_temp": [2.0, 0.5, 0.999], "latent_vars": 64, "encoder_layers": 2}
     # a recipe without overrides gets a fresh mapping
     assert load_config("pretrain_original", [SHARDS, "model.overrides.encoder_layers=2"]).model.overrides == {
         "encoder_layers": 2}
