@@ -90,7 +90,8 @@ def _blank(a: ArmSummary) -> bool:
 def _arm_row(a: ArmSummary) -> str:
     grid = ", ".join(f"{p.lr:g}: {'diverged' if p.dev is None else _pct(p.dev)}" for p in a.grid)
     mark = " †" if _blank(a) else ""
-    return (f"| {a.arm.init} | {a.arm.pct} | {grid} | **{a.chosen_lr:g}** | {_spread(a.dev)} | "
+    edge = f" ‡ ({a.edge})" if a.edge else ""
+    return (f"| {a.arm.init} | {a.arm.pct} | {grid} | **{a.chosen_lr:g}**{edge} | {_spread(a.dev)} | "
             f"{_spread(a.test)}{mark} | {_hms(a.wall_s)} |")
 
 
@@ -112,6 +113,9 @@ def finetune_tables(outcome: StudyOutcome) -> list[str]:
         if any(_blank(a) for a in arms):
             lines.append(f"\n† test {m} >= {100 * BLANK:.0f} %: the CTC output is still (nearly) all blank after this "
                          "budget; such a row says nothing about pretraining.")
+        if any(a.edge for a in arms):
+            lines.append("\n‡ the chosen lr is the grid's lowest or highest and beats its neighbour on dev: the best "
+                         "lr may lie beyond the grid, so the row may understate what its init can do.")
         for share in outcome.plan.label_shares:
             pre = next((a for a in arms if a.arm.init == "pretrained" and a.arm.labels == share), None)
             rnd = next((a for a in arms if a.arm.init == "random" and a.arm.labels == share), None)
@@ -282,7 +286,12 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
               "HF reference pretraining", "fine-tunes": "fine-tunes (every run)", "probes": "probe rows"}
     order = sorted((k for k in outcome.wall if k != "total_s"), key=lambda k: k != "data_s")
     lines += [f"- {labels.get(k, k)}: {_hms(outcome.wall[k])}" for k in order]
-    lines.append(f"- **total: {_hms(outcome.wall.get('total_s'))}** (job times are summed; two run side by side)")
+    # job times of every run shown (reused ones too), against this invocation's wall time, which
+    # is ~0 when every run was reused: a report rewritten from finished runs must not read "0:00:00"
+    jobs_s = sum(v for k, v in outcome.wall.items() if k not in ("data_s", "total_s"))
+    lines.append(f"- **job times summed: {_hms(jobs_s)}**; on two run slots side by side, ~{_hms(jobs_s / 2)} of wall "
+                 "time plus the corpora")
+    lines.append(f"- this invocation: {_hms(outcome.wall.get('total_s'))} (finished runs are reused, not rerun)")
     if outcome.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in outcome.notes]
     plots = _plots(outcome, results)

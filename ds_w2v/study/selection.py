@@ -93,6 +93,27 @@ class ArmSummary:
     """Wall time of every run of the arm (grid and seeds)."""
     run_dirs: tuple[str, ...]
 
+    @property
+    def edge(self) -> str | None:
+        """:func:`grid_edge` of the arm's grid and chosen lr."""
+        return grid_edge(self.grid, self.chosen_lr, self.higher_is_better)
+
+
+def grid_edge(points: Sequence[GridPoint], chosen_lr: float, higher_is_better: bool) -> str | None:
+    """``"lowest"`` / ``"highest"`` when ``chosen_lr`` is that end of a grid of 2+ lrs and its dev
+    figure is strictly better than its neighbour's (or the neighbour has none): the best lr may
+    lie beyond the grid, so the arm may be understated. A tie with the neighbour is a flat grid
+    (say, every run still on the CTC plateau), not an edge."""
+    ordered = sorted(points, key=lambda p: p.lr)
+    if len(ordered) < 2:
+        return None
+    for end, chosen, neighbour in (("lowest", ordered[0], ordered[1]), ("highest", ordered[-1], ordered[-2])):
+        if chosen.lr != chosen_lr or chosen.dev is None:
+            continue
+        if neighbour.dev is None or (chosen.dev > neighbour.dev if higher_is_better else chosen.dev < neighbour.dev):
+            return end
+    return None
+
 
 def summarize_arm(arm: Arm, metric: str, higher_is_better: bool, grid: Mapping[float, Mapping],
                   seed_runs: Mapping[int, Mapping], grid_seed: int) -> ArmSummary:

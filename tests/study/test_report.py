@@ -65,10 +65,13 @@ def test_study_md(tmp_path):
     assert "| pretrained | 2 | 51.0 ± 1.4 % [50.0..52.0] (n=2) | layer2 |" in text
     assert "| ceiling (phone CTC) | 2 | 80.0 ± 1.4 % [79.0..81.0] (n=2)" in text
     # fine-tune rows: grid, chosen lr, dev and test spread over seeds
-    assert "| pretrained | 10 % | 0.001: 90.0 %, 0.002: 50.0 % | **0.002** | 50.0 ± 0.0 % [50.0..50.0] (n=2) | " \
-           "52.0 ± 2.8 % [50.0..54.0] (n=2) |" in text
+    # its lr is the grid's top and beats the one below: marked, the best lr may lie beyond the grid
+    assert "| pretrained | 10 % | 0.001: 90.0 %, 0.002: 50.0 % | **0.002** ‡ (highest) | 50.0 ± 0.0 % [50.0..50.0] " \
+           "(n=2) | 52.0 ± 2.8 % [50.0..54.0] (n=2) |" in text
+    assert "‡ the chosen lr is the grid's lowest or highest" in text
     assert "10 % of the labels: pretrained / random init test PER = 0.63" in text
     assert "0: 40.0 %, 100: 45.0 %, 200: 50.0 %" in text  # the curve
-    assert "**total: 1:06:40**" in text and "bash launch/study.sh" in text
+    assert "**job times summed: 1:05:00**; on two run slots side by side, ~0:32:30" in text
+    assert "- this invocation: 1:06:40" in text and "bash launch/study.sh" in text
     assert (tmp_path / "probe_curve.png").is_file() and (tmp_path / "finetune_arms.png").is_file()
     assert (tmp_path / "study.json").is_file()

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ds_w2v.study.plan import Arm
-from ds_w2v.study.selection import GridPoint, Spread, choose_lr, grid_points, ratio, summarize_arm
+from ds_w2v.study.selection import GridPoint, Spread, choose_lr, grid_edge, grid_points, ratio, summarize_arm
 
 
 class Watched(dict):
@@ -65,6 +65,7 @@ def test_summary_reads_test_only_from_the_chosen_runs_and_spreads_over_seeds():
     assert s.wall_s == pytest.approx(10 + 20 + 10 + 30 + 40)  # every run of the arm
     assert [p.lr for p in s.grid] == [1e-3, 2e-3, 4e-3]
 
+    assert s.edge is None  # chosen in the middle of the grid
 
 def test_a_diverged_seed_is_left_out_of_the_spread():
     grid = {1e-3: _run(0.5, 0.4)}
@@ -77,3 +78,18 @@ def test_spread_edges():
     assert Spread.of([0.5, math.inf, 0.7]).values == (0.5, 0.7)
     assert ratio(Spread.of([0.3]), Spread.of([0.6])) == pytest.approx(0.5)
     assert ratio(Spread.of([0.3]), Spread.of([])) is None and ratio(Spread.of([0.3]), Spread.of([0.0])) is None
+
+
+def test_grid_edge_flags_a_chosen_end_that_beats_its_neighbour():
+    pts = [GridPoint(1e-3, 0.74), GridPoint(2e-3, 0.95), GridPoint(4e-3, 0.98)]  # lower is better
+    assert grid_edge(pts, 1e-3, higher_is_better=False) == "lowest"
+    assert grid_edge(list(reversed(pts)), 1e-3, higher_is_better=False) == "lowest"  # order does not matter
+    acc = [GridPoint(5e-4, 0.13), GridPoint(1e-3, 0.24), GridPoint(2e-3, 0.26)]  # higher is better
+    assert grid_edge(acc, 2e-3, higher_is_better=True) == "highest"
+    assert grid_edge(acc, 1e-3, higher_is_better=True) is None  # the middle
+    # a tie with the neighbour is a flat grid (every run on the plateau), not an edge
+    flat = [GridPoint(1e-3, 1.0), GridPoint(2e-3, 1.0), GridPoint(4e-3, 1.0)]
+    assert grid_edge(flat, 1e-3, higher_is_better=False) is None
+    # a neighbour without a dev figure (diverged) is beaten; a one-lr grid has no edge
+    assert grid_edge([GridPoint(1e-3, 0.9), GridPoint(2e-3, None)], 1e-3, higher_is_better=False) == "lowest"
+    assert grid_edge([GridPoint(1e-3, 0.9)], 1e-3, higher_is_better=False) is None
