@@ -84,7 +84,7 @@ def round_table(outcome: StudyOutcome, members: list[PretrainSpec], parent: Pret
         vs = "-" if not (at and base_at) else f"{100 * (at.acc - base_at.acc):+.1f}"
         last = points[-1] if points else None
         best = max(points, key=lambda p: p.acc) if points else None
-        change = f"this round's start: {_change(v, parent)}" if v is base and parent not in (None, base) \
+        change = f"this round's start: {_change(v, parent)}" if v is base and parent is not None \
             else _change(v, base)
         lines.append(f"| {v.name} | {change} | {v.updates:,} | {_pct(points[0].acc) if points else '-'} | "
                      f"{_pct(at.acc if at else None)} | {vs} | "
@@ -96,11 +96,11 @@ def round_table(outcome: StudyOutcome, members: list[PretrainSpec], parent: Pret
     return lines + [""]
 
 
-def longer_lines(outcome: StudyOutcome, variants: list[PretrainSpec]) -> list[str]:
+def longer_lines(outcome: StudyOutcome, groups: dict[str, Round]) -> list[str]:
     """For each variant run longer than its base: the probe where the base stopped and at its end,
     and the straight-line rate over its last half (what more updates would buy at that rate)."""
     lines = []
-    for base, v in ((r.members[0], v) for r in rounds(variants).values() for v in r.members[1:]):
+    for base, v in ((r.members[0], v) for r in groups.values() for v in r.members[1:]):
         points = outcome.curves.get(v.name) or []
         if v.updates <= base.updates or not points:
             continue
@@ -126,11 +126,12 @@ def write_search(outcome: StudyOutcome, results: str | Path) -> str:
              "starting point, each variant one pretraining with the trainer's probe curve (linear phone probe, best "
              "layer, dev frames: the search never reads test). A round's variants are ranked by their probe at the "
              "last update all of them reached; finished variants are reused on a rerun.", ""]
-    for name, (members, parent) in rounds(variants).items():
+    groups = rounds(variants)
+    for name, (members, parent) in groups.items():
         title = "Round around `base`, the tiny recipe as first searched" if name == "base" else \
             f"Round around `{name}`"
         lines += [f"## {title}", ""] + round_table(outcome, members, parent)
-    more = longer_lines(outcome, variants)
+    more = longer_lines(outcome, groups)
     if more:
         lines += ["## Longer runs", ""] + more
     lines += ["## Curves", ""] + curve_lines(outcome)
