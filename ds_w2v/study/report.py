@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .curves import ProbePoint, gain_per_update
 from .goals import PROBE_GAIN, Goal, linear_best_acc, per_goal, probe_goal
-from .plan import TASKS
-from .runner import StudyOutcome
+from .plan import TASKS, StudyPlan
+from .runner import CEILING, StudyOutcome
 from .selection import ArmSummary, Spread, ratio
 
 
@@ -77,7 +77,21 @@ def probe_table(outcome: StudyOutcome) -> list[str]:
     if majority.mean is not None:
         lines += ["", f"Majority phone of the train frames: {_pct(majority.mean)} of the test frames"
                       + (f"; ER chance {_pct(chance.mean)}." if chance.mean is not None else ".")]
+    lines += _ceiling_note(outcome)
     return lines
+
+
+def _ceiling_note(outcome: StudyOutcome) -> list[str]:
+    """When the "ceiling" probes below the pretrained upstream it bounds nothing: say so beside it."""
+    ceiling = linear_best_acc(outcome.probes.get(CEILING, [])).mean
+    pretrained = linear_best_acc(outcome.probes.get("pretrained", [])).mean
+    if ceiling is None or pretrained is None or ceiling >= pretrained:
+        return []
+    updates = outcome.plan.budgets["phones"].updates if "phones" in outcome.plan.budgets else "the"
+    return ["", f"The {CEILING} row probes below the pretrained upstream ({_pct(ceiling)} < {_pct(pretrained)}): "
+                f"{updates} updates of phone CTC fine-tuning moved the layers away from linearly readable phones "
+                "rather than towards them, so at this fine-tuning budget it is no ceiling and the headroom above "
+                "the pretrained model is unmeasured. A supervised upper bound would need a longer fine-tune."]
 
 
 BLANK = 0.99  # a CTC error rate this high: the output is (nearly) all blank, the row measures nothing
@@ -233,6 +247,21 @@ def _corpora_lines(outcome: StudyOutcome) -> list[str]:
     return lines
 
 
+def _grids(plan: StudyPlan, task: str) -> str:
+    """A task's lr grid, or its per-init grids: ``pretrained 0.0005, 0.001 / random 0.001, 0.002``."""
+    fmt = lambda lrs: ", ".join(f"{x:g}" for x in lrs)  # noqa: E731
+    grids = plan.lrs[task]
+    return " / ".join(f"{i} {fmt(grids[i])}" for i in plan.inits) if isinstance(grids, Mapping) else fmt(grids)
+
+
+def _seed_list(plan: StudyPlan) -> str:
+    """The seeds a chosen lr runs again with: ``2`` or ``2 (10 % rows also 3)``."""
+    again = ", ".join(map(str, plan.seeds[1:])) or "-"
+    if plan.low_label_seeds:
+        again += f" (rows with part of the labels also {', '.join(map(str, plan.low_label_seeds))})"
+    return again
+
+
 def write_study(outcome: StudyOutcome, results: str | Path) -> str:
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
@@ -260,8 +289,9 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
               "subset, so the points compare like with like; update 0 is the initialisation).", ""]
     lines += curve_lines(outcome)
     lines += ["", "## Fine-tuning: pretrained vs random init, all labels vs 10 %", "",
-              f"Each row: its lr chosen on dev from the grid (seed {plan.seeds[0]}, equal budget), then the chosen lr "
-              f"with seeds {', '.join(map(str, plan.seeds[1:])) or '-'}; mean ± std [min..max] over the chosen runs "
+              f"Each row: its lr chosen on dev from its grid (seed {plan.seeds[0]}, equal budget; every arm's grid "
+              f"has the same number of lrs), then the chosen lr with seeds {_seed_list(plan)}; mean ± std "
+              "[min..max] over the chosen runs "
               "(n seeds); test read once, from those runs' best-on-dev checkpoints. \"10 %\" keeps a seeded tenth "
               "of the train utterances (the demo's choice), dev and test whole. From random initialisation every "
               "parameter trains; the tiny recipes train the conv encoder in every row.", ""]
@@ -273,8 +303,10 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
               + (f" + {', '.join(plan.pretrain.overrides)}" if plan.pretrain.overrides else "")
               + ", on the labelled read speech's train split mixed with "
               + (", ".join(plan.pretrain.unlabeled) or "nothing"),
-              "- lr grids: " + "; ".join(f"{t} {', '.join(f'{x:g}' for x in plan.lrs[t])}" for t in plan.tasks),
-              f"- seeds: {', '.join(map(str, plan.seeds))}; probe seeds: {', '.join(map(str, plan.probe.seeds))}",
+              "- lr grids: " + "; ".join(f"{t} {_grids(plan, t)}" for t in plan.tasks),
+              f"- seeds: {', '.join(map(str, plan.seeds))}"
+              + (f" (rows with part of the labels also {', '.join(map(str, plan.low_label_seeds))})" if plan.low_label_seeds else "")
+              + f"; probe seeds: {', '.join(map(str, plan.probe.seeds))}",
               "- corpora (synthetic, `ds-w2v synth` + `prepare`):"]
     lines += ["  " + x for x in _corpora_lines(outcome)]
     hf = outcome.runs.get("hf_reference") or {}

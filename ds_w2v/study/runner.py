@@ -28,6 +28,9 @@ from .jobs import ChosenJob, StudyJob, python_job, train_job
 from .plan import PRETRAIN_RECIPE, TASKS, Arm, PretrainSpec, StudyPlan
 from .selection import ArmSummary, choose_lr, grid_points, summarize_arm
 
+CEILING = "ceiling (phone CTC)"
+"""The probe row of the phone-CTC fine-tuned model (pretrained, all labels, chosen lr)."""
+
 
 @dataclass
 class StudyOutcome:
@@ -101,7 +104,7 @@ class Study:
     def grid_results(self, arm: Arm) -> dict[float, dict] | None:
         """lr -> results.json of the arm's grid runs, or None while one is missing."""
         out = {}
-        for lr in self.plan.lrs[arm.task]:
+        for lr in self.plan.grid(arm):
             path = self.ft_dir(arm, lr, self.plan.seeds[0]) / "results.json"
             if not path.is_file():
                 return None
@@ -131,12 +134,12 @@ class Study:
             spec = TASKS[arm.task]
             needs = ("pretrain",) if arm.init == "pretrained" else ()
             grid = []
-            for lr in self.plan.lrs[arm.task]:
+            for lr in self.plan.grid(arm):
                 name = f"{arm.tag} lr={_fmt_lr(lr)} seed={self.plan.seeds[0]}"
                 grid.append(name)
                 jobs.append(train_job(name, spec.command, spec.recipe, self.ft_dir(arm, lr, self.plan.seeds[0]),
                                       self.ft_overrides(arm, lr, self.plan.seeds[0]), needs=needs))
-            for seed in self.plan.seeds[1:]:
+            for seed in self.plan.seeds_for(arm)[1:]:
                 jobs.append(ChosenJob(f"{arm.tag} chosen lr seed={seed}", spec.command, spec.recipe,
                                       self._resolve_seed(arm, seed), needs=tuple(grid),
                                       placeholder=self.runs / "ft" / arm.tag / f"unresolved_seed{seed}"))
@@ -280,7 +283,7 @@ class Study:
             lr = self.chosen_lr(arm)
             seed_runs = {}
             if isinstance(lr, float):
-                for seed in plan.seeds[1:]:
+                for seed in plan.seeds_for(arm)[1:]:
                     seed_runs[seed] = _read(self.ft_dir(arm, lr, seed))
             try:
                 summary = summarize_arm(arm, spec.metric, spec.higher_is_better, grid, seed_runs, plan.seeds[0])
@@ -293,7 +296,7 @@ class Study:
         for kind, names in (("pretrained", [f"pretrained_seed{s}" for s in seeds]),
                             ("random init", [f"random_seed{s}" for s in seeds]),
                             ("HF reference", [f"hf_reference_seed{seeds[0]}"] if plan.hf_reference else []),
-                            ("ceiling (phone CTC)", [f"ceiling_seed{s}" for s in plan.seeds])):
+                            (CEILING, [f"ceiling_seed{s}" for s in plan.seeds])):
             results = []
             for name in names:
                 r = _read(self.runs / "probe" / name)

@@ -2,6 +2,7 @@
 the dependencies, the overrides each run gets (lr, seed, budget, the dev metric that chooses),
 the HF reference on the same overrides as the pretraining, and the cost estimate's arithmetic."""
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -39,7 +40,10 @@ def test_default_graph(study):
     plan = study.plan
     grid = [j for j in jobs if " lr=" in j.name]
     chosen = [j for j in jobs if "chosen lr" in j.name]
-    assert len(grid) == 12 * 3 and len(chosen) == 12 and plan.num_finetunes == 48
+    # 3 lrs per arm; the chosen lr again with seed 2, and with seed 3 in the six 10 %-label arms
+    assert len(grid) == 12 * 3 and len(chosen) == 12 + 6 and plan.num_finetunes == 54
+    assert {j.name.split(" ")[0] for j in chosen if j.name.endswith("seed=3")} == \
+        {a.tag for a in plan.arms if a.labels < 1}
     ceiling = [j for j in jobs if j.name.startswith("probe ceiling")]
     assert len(ceiling) == 2 and all(set(j.needs) >= {"phones_pretrained_100pct chosen lr seed=2"} for j in ceiling)
     for j in grid:
@@ -48,7 +52,8 @@ def test_default_graph(study):
         args = _args(j)
         assert j.needs == (("pretrain",) if arm.init == "pretrained" else ())
         assert f"best_metric={TASKS[arm.task].metric}" in args and "seed=1" in args
-        assert any(a.startswith("optim.lr=") for a in args)
+        lr = float(next(a for a in args if a.startswith("optim.lr=")).split("=")[1])
+        assert lr in plan.grid(arm) and j.name.startswith(f"{arm.tag} lr=")
         assert f"max_updates={plan.budgets[arm.task].updates}" in args
         assert (f"data.shards={study.shards['timit_train10']}" in args) == (arm.task != "emotion" and arm.labels < 1)
         assert ("data.target=phones" in args) == (arm.task == "phones")
@@ -75,6 +80,21 @@ def test_chosen_job_resolves_from_the_grid(study):
         (d / "results.json").write_text(json.dumps({"best_dev": dev} if dev else {"diverged": True}))
     assert not job.cached() and job.resolved
     assert job.run_dir == study.ft_dir(arm, 2e-3, 2) and "optim.lr=0.002" in job.argv() and "seed=2" in job.argv()
+
+
+def test_grids_per_init_keep_the_tuning_effort_equal():
+    plan = default_plan()
+    pre, rnd = Arm("phones", "pretrained", 0.1), Arm("phones", "random", 0.1)
+    assert len(plan.grid(pre)) == len(plan.grid(rnd)) and plan.grid(pre) != plan.grid(rnd)
+    assert plan.seeds_for(pre) == (1, 2, 3) and plan.seeds_for(Arm("phones", "pretrained", 1.0)) == (1, 2)
+    lrs = {**plan.lrs, "phones": {"pretrained": (1e-3,), "random": (1e-3, 2e-3)}}
+    with pytest.raises(ValueError, match="differ in size"):
+        replace(plan, lrs=lrs)
+    with pytest.raises(ValueError, match="no lr grid for random"):
+        replace(plan, lrs={**plan.lrs, "phones": {"pretrained": (1e-3,)}})
+    with pytest.raises(ValueError, match="repeat a seed"):
+        replace(plan, low_label_seeds=(2,))
+    assert quick_plan().grid(pre) == (2e-3,)  # one grid for every arm of the task
 
 
 def test_search_and_quick_plans(tmp_path):

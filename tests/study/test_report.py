@@ -75,3 +75,14 @@ def test_study_md(tmp_path):
     assert "- this invocation: 1:06:40" in text and "bash launch/study.sh" in text
     assert (tmp_path / "probe_curve.png").is_file() and (tmp_path / "finetune_arms.png").is_file()
     assert (tmp_path / "study.json").is_file()
+    # the settings name each init's grid and the extra seeds of the 10 %-label rows
+    assert "- lr grids: phones pretrained 0.0005, 0.001, 0.002 / random 0.001, 0.002, 0.004" in text
+    assert "- seeds: 1, 2 (rows with part of the labels also 3)" in text
+    assert "is no ceiling" not in text  # the ceiling (80 %) is above the pretrained upstream (51 %)
+
+
+def test_a_ceiling_below_the_pretrained_upstream_is_called_so(tmp_path):
+    o = outcome(pre_probe=(0.50, 0.52))
+    o.probes["ceiling (phone CTC)"] = [probe_result(0.45), probe_result(0.47)]
+    text = write_study(o, tmp_path)
+    assert "The ceiling (phone CTC) row probes below the pretrained upstream (46.0 % < 51.0 %): 400 updates" in text
