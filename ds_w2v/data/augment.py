@@ -7,11 +7,14 @@ Where each runs in the per-rank pipeline (``stream.py``), and why there:
   0.9/1.0/1.1): each decoded utterance draws one factor ``f`` of ``speeds`` and is resampled as if
   it had been recorded at ``16 kHz x f`` (``soxr.resample(pcm, 16000 * f, 16000)``): ``f > 1`` is
   shorter and higher, ``f < 1`` longer and lower (tempo and pitch change together, like sox's
-  ``speed`` effect). It changes the length, so it runs on the utterance right after decoding,
-  *before* the duration filters, the shuffle buffer and the batcher: the batch budget counts the
-  audio the model really gets. The draw is the next value of one generator per (epoch, rank,
-  slot), taken for every decoded utterance in decode order; a resume replays the decode from the
-  epoch's start (the fast-forward of ``stream.py``), so it draws the same factors again.
+  ``speed`` effect). It changes the length, so the factor is drawn right after decoding, *before*
+  the duration filters, the shuffle buffer and the batcher, and the utterance carries its new
+  length (soxr's exact output length, :func:`speed_samples`): the batch budget counts the audio
+  the model really gets. The resampling itself waits for collation (:func:`apply_speed`), so it
+  is done for emitted batches only. The draw is the next value of one generator per (epoch,
+  rank, slot), taken for every decoded utterance in decode order; a resume replays the decode
+  from the epoch's start (the fast-forward of ``stream.py``), so it draws the same factors again
+  without resampling the utterances of the batches it skips.
 * **RIR, then noise**: they keep the length, so they run on the float rows of a batch after its
   collation, for emitted batches only (a resume's skipped batches are never collated, so never
   augmented), with a generator keyed by the batch's index in the epoch: ``(seed, epoch, rank,
@@ -123,6 +126,23 @@ class AugmentConfig:
 
 
 # -- speed ---------------------------------------------------------------------------------------
+def speed_samples(num_samples: int, factor: float) -> int:
+    """Samples ``num_samples`` become at ``factor`` x speed under :func:`change_speed`: soxr's
+    output length, ``num_samples / factor`` rounded half up (checked against soxr in the tests)."""
+    return math.floor(num_samples * SAMPLE_RATE / (SAMPLE_RATE * factor) + 0.5)
+
+
+def apply_speed(utt: Utterance) -> Utterance:
+    """``utt`` with its pending speed change (:meth:`Augmenter.draw_speed`) made."""
+    if utt.speed == 1.0:
+        return utt
+    out = change_speed(utt, utt.speed)
+    if len(out.pcm) != utt.speed_samples:  # the batcher budgeted the drawn length: it must be exact
+        raise RuntimeError(f"{utt.key}: speed {utt.speed:g} gave {len(out.pcm)} samples, "
+                           f"{utt.speed_samples} were budgeted")
+    return out
+
+
 def change_speed(utt: Utterance, factor: float) -> Utterance:
     """``utt`` played ``factor`` times faster: ``round(len / factor)`` samples, pitch shifted too.
     The record's ``num_samples``, ``duration_s`` and ``phone_spans`` (sample offsets) follow."""
@@ -353,9 +373,14 @@ class Augmenter:
         self.noise = open_noise(config.noise) if config.noise is not None else None
         self.rirs = open_rirs(config.rir) if config.rir is not None else ()
 
-    def speed(self, utt: Utterance, rng: np.random.Generator) -> Utterance:
+    def draw_speed(self, utt: Utterance, rng: np.random.Generator) -> Utterance:
+        """``utt`` with a speed factor drawn and pending (:attr:`Utterance.speed`): only its new
+        length is computed; :func:`apply_speed` resamples it when its batch is collated."""
         speeds = self.config.speeds
-        return change_speed(utt, speeds[int(rng.integers(len(speeds)))])
+        factor = speeds[int(rng.integers(len(speeds)))]
+        if factor == 1.0:
+            return utt
+        return Utterance(utt.key, utt.pcm, utt.record, utt.url, factor, speed_samples(len(utt.pcm), factor))
 
     def mix_rows(self, audio: np.ndarray, lengths: Sequence[int], rng: np.random.Generator) -> None:
         """Reverberate, then add noise to, each row's ``lengths[row]`` real samples, in place

@@ -60,6 +60,17 @@ class Utterance:
     record: dict[str, Any]
     """The JSON metadata record of :mod:`ds_w2v.data.shard_format`."""
     url: str = ""
+    speed: float = 1.0
+    """A speed change drawn for it and not yet applied (``augment.Augmenter.draw_speed``):
+    ``pcm`` and ``record`` are still the original's, and ``augment.apply_speed`` resamples them
+    when the batch is collated, so a resume's fast-forward never resamples what it skips."""
+    speed_samples: int = 0
+    """Samples after that change (the resampler's exact output length); unused at speed 1."""
+
+    @property
+    def num_samples(self) -> int:
+        """Samples it will have in a batch: after its pending speed change, if any."""
+        return len(self.pcm) if self.speed == 1.0 else self.speed_samples
 
 
 @dataclass
@@ -164,7 +175,7 @@ class DurationBatcher:
         return self.effective_length(num_samples) <= self.max_batch_samples
 
     def add(self, utt: Utterance) -> list[Utterance] | None:
-        n = self.effective_length(len(utt.pcm))
+        n = self.effective_length(utt.num_samples)
         if n > self.max_batch_samples:
             raise ValueError(f"{utt.key}: {n} samples exceed the batch budget {self.max_batch_samples}")
         b = int(np.searchsorted(self._bounds, n, side="left"))

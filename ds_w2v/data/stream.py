@@ -40,7 +40,7 @@ import numpy as np
 import torch.utils.data
 
 from ds_w2v.data import samples as S
-from ds_w2v.data.augment import MIX_STREAM, SPEED_STREAM, AugmentConfig, Augmenter
+from ds_w2v.data.augment import MIX_STREAM, SPEED_STREAM, AugmentConfig, Augmenter, apply_speed
 from ds_w2v.data.batching import (
     BATCH_KINDS, DEFAULT_BUCKETS_S, MAX_SAMPLE_SIZE, PRETRAIN, Batch, CollateStats,
     DurationBatcher, Utterance, collate,
@@ -328,13 +328,14 @@ class ShardStream(torch.utils.data.IterableDataset):
         shuffle_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 0])
         aug = Augmenter(cfg.augment) if cfg.augment is not None and cfg.augment.active else None
         utts = _shuffled(self._utterances(slot, num_slots, batcher, pending, aug), cfg.shuffle_buffer, shuffle_rng)
+        perturb = aug is not None and aug.config.perturbs_speed
 
         def groups() -> Iterator[tuple[list[Utterance], bool]]:
             """``(utterances, oversize)``: oversize is a batch of one that does not fit the budget."""
             for utt in utts:
                 # only single-pass streams let such an utterance through (_utterances): the
                 # batcher cannot hold it, so it is a batch of its own, as wide as it needs
-                if not batcher.fits_alone(len(utt.pcm)):
+                if not batcher.fits_alone(utt.num_samples):
                     yield [utt], True
                     continue
                 full = batcher.add(utt)
@@ -346,6 +347,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         made = 0
         for group, oversize in groups():
             if made >= skip:  # fast-forward: batches before the resume point are never collated
+                if perturb:  # the speed changes drawn in _utterances, made only for batches kept
+                    group = [apply_speed(u) for u in group]
                 crop_rng = np.random.default_rng([cfg.seed, self.epoch, self.rank, slot, 1, made])
                 batch, cstats = collate(group, cfg.kind, cfg.max_sample_size, crop_rng)
                 if aug is not None and aug.config.mixes:  # in place on the rows: the tensor shares their memory
@@ -390,9 +393,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                     if not cfg.loop:  # single pass (evaluation): score everything decodable
                         yield utt
                         continue
-                    if perturb:  # before the filters and the batcher: they count the new length
-                        utt = aug.speed(utt, speed_rng)
-                    n = len(utt.pcm)
+                    if perturb:  # drawn here, applied at collation; the filters and the batcher count the new length
+                        utt = aug.draw_speed(utt, speed_rng)
+                    n = utt.num_samples
                     if n < min_samples:
                         pending.stats.skip(S.TOO_SHORT, url, utt.key)
                     elif n > max_samples or not batcher.fits_alone(n):

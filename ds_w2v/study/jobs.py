@@ -93,6 +93,7 @@ class ChosenJob(StudyJob):
         self.command, self.recipe, self._resolve = command, recipe, resolve
         self._reason: str | None = None
         self.resolved = False
+        self._reused = False
 
     def _try_resolve(self) -> bool:
         if not self.resolved:
@@ -114,4 +115,15 @@ class ChosenJob(StudyJob):
     def start(self, threads: int | None) -> subprocess.Popen:
         if not self._try_resolve():
             raise RuntimeError(f"{self.name}: the runs it depends on have no results")
+        # Its grid finished in this invocation, so the runner could not see at the start that the
+        # chosen run had finished in an earlier one. Rerunning it would resume a finished run:
+        # a second test evaluation, and its results.json and log rewritten with the resume's time
+        self._reused = not self._reason and Job.cached(self)
+        if self._reused:
+            print(f"  [{self.name}] reused: {self.run_dir} (finished in an earlier run)", flush=True)
+            return subprocess.Popen([sys.executable, "-c", ""])
         return super().start(threads)
+
+    def finish(self, returncode: int) -> None:
+        if not self._reused:
+            super().finish(returncode)

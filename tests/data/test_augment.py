@@ -19,7 +19,8 @@ import torch
 
 from ds_w2v.data import StreamConfig, StreamingLoader, read_split
 from ds_w2v.data.augment import (
-    AugmentConfig, Augmenter, NoiseBank, NoiseFolder, add_noise, change_speed, open_noise, open_rirs, reverberate,
+    AugmentConfig, Augmenter, NoiseBank, NoiseFolder, add_noise, apply_speed, change_speed, open_noise, open_rirs,
+    reverberate, speed_samples,
 )
 from ds_w2v.data.batching import Utterance
 from ds_w2v.data.shard_format import SAMPLE_RATE
@@ -126,6 +127,28 @@ def test_speed_resamples_length_pitch_and_phone_spans(factor):
 def test_speed_one_is_the_same_utterance():
     utt = Utterance("u", np.arange(100, dtype=np.int16), {})
     assert change_speed(utt, 1.0) is utt
+
+
+def test_speed_samples_is_the_resamplers_exact_length():
+    """The batcher budgets a drawn speed's length before the resampling: it must be soxr's, ties
+    (n / f = k + 0.5) included, which soxr rounds up where Python's round() goes to even."""
+    rng = np.random.default_rng(0)
+    lengths = [1, 2, 3, 17, 1818, 11042, 13251, *rng.integers(100, 200_000, 40).tolist()]
+    for n in lengths:
+        pcm = np.zeros(n, dtype=np.int16)
+        for f in (0.8, 0.9, 1.1, 1.2):
+            assert len(change_speed(Utterance("u", pcm, {}), f).pcm) == speed_samples(n, f), (n, f)
+
+
+def test_a_drawn_speed_is_pending_until_applied():
+    pcm = to_int16(0.3 * np.sin(np.arange(3000) / 7.0))
+    utt = Utterance("u", pcm, {"num_samples": 3000})
+    aug = Augmenter(AugmentConfig(speeds=(1.1,)))
+    drawn = aug.draw_speed(utt, np.random.default_rng(0))
+    assert drawn.pcm is pcm and drawn.speed == 1.1 and drawn.num_samples == speed_samples(3000, 1.1) != 3000
+    made = apply_speed(drawn)
+    assert np.array_equal(made.pcm, change_speed(utt, 1.1).pcm) and made.num_samples == drawn.num_samples
+    assert made.speed == 1.0 and apply_speed(made) is made
 
 
 # -- noise -----------------------------------------------------------------------------------------
@@ -340,6 +363,37 @@ def test_resume_with_augmentation_yields_exactly_the_uninterrupted_batches(prepa
         while len(got) < 2 * per_epoch:
             got += _batches(resumed)
         assert _same(got, expected), f"resume after {stop} batches"
+
+
+def test_resume_fast_forward_resamples_only_the_batches_it_emits(prepared, monkeypatch):
+    """The skipped batches' speed factors are drawn (the draws stay in order) but never applied."""
+    import ds_w2v.data.augment as augment
+
+    calls = []
+    real = augment.change_speed
+    monkeypatch.setattr(augment, "change_speed", lambda utt, f: calls.append(utt.key) or real(utt, f))
+
+    def make():
+        return _loader(prepared, AugmentConfig(speeds=(1.1,)), seed=11, kind="pretrain")
+
+    reference = make()
+    expected = _batches(reference)
+    assert len(calls) == sum(len(b[0]) for b in expected)  # every utterance emitted, resampled once
+    first = make()
+    it = iter(first)
+    head = [next(it) for _ in range(3)]
+    state = json.loads(json.dumps(first.state_dict()))
+    del it
+    calls.clear()
+    resumed = make()
+    resumed.load_state_dict(state)
+    tail = _batches(resumed)
+    assert _same(_batches_of(head) + tail, expected)
+    assert sorted(calls) == sorted(k for b in tail for k in b[0])  # the 3 skipped batches: no resampling
+
+
+def _batches_of(batches):
+    return [(b.ids, b.lengths.clone(), b.audio.clone()) for b in batches]
 
 
 def test_single_pass_streams_are_never_augmented(prepared, noise_dir):

@@ -82,6 +82,26 @@ def test_chosen_job_resolves_from_the_grid(study):
     assert job.run_dir == study.ft_dir(arm, 2e-3, 2) and "optim.lr=0.002" in job.argv() and "seed=2" in job.argv()
 
 
+def test_a_chosen_run_finished_earlier_is_reused_when_its_grid_finishes_late(study):
+    """The grid ran in this invocation, the chosen run in an earlier one: never run it again (a
+    resume of a finished run would evaluate test again and rewrite its results and log)."""
+    jobs = {j.name: j for j in study.build_jobs()}
+    arm = Arm("phones", "random", 0.1)
+    job = jobs[f"{arm.tag} chosen lr seed=3"]
+    assert not job.cached()  # as the runner sees it at the start: the grid is unfinished
+    for lr, dev in ((1e-3, 0.9), (2e-3, 0.7), (4e-3, 0.8)):
+        study.ft_dir(arm, lr, 1).mkdir(parents=True)
+        (study.ft_dir(arm, lr, 1) / "results.json").write_text(json.dumps({"best_dev": dev}))
+    chosen = study.ft_dir(arm, 2e-3, 3)
+    chosen.mkdir(parents=True)
+    before = json.dumps({"best_dev": 0.6, "test": {"per": 0.61}, "wall_s": 140.0})
+    (chosen / "results.json").write_text(before)
+    proc = job.start(None)
+    assert proc.wait() == 0 and "finetune-ctc" not in proc.args
+    job.finish(proc.returncode)
+    assert (chosen / "results.json").read_text() == before and not job.log.exists()
+
+
 def test_grids_per_init_keep_the_tuning_effort_equal():
     plan = default_plan()
     pre, rnd = Arm("phones", "pretrained", 0.1), Arm("phones", "random", 0.1)
