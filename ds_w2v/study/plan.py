@@ -162,8 +162,9 @@ class StudyPlan:
     pretrain: PretrainSpec
     budgets: Mapping[str, FinetuneBudget]
     lrs: Mapping[str, tuple[float, ...] | Mapping[str, tuple[float, ...]]]
-    """The lr grid of each task: one for every arm of the task, or ``{init: grid}`` with grids of
-    one size (:meth:`grid`)."""
+    """The lr grid of each task: one for every arm of the task, or grids of one size keyed by an
+    init (``"random"``) or an init and label share (``"pretrained 10 %"``, before the init's):
+    :meth:`grid`."""
     seeds: tuple[int, ...] = (1, 2)
     """The grid runs with ``seeds[0]``; the chosen lr runs again with each of the others."""
     low_label_seeds: tuple[int, ...] = ()
@@ -185,23 +186,25 @@ class StudyPlan:
         for task in self.tasks:
             if task not in self.budgets or not self.lrs.get(task):
                 raise ValueError(f"plan {self.name}: task {task} needs a budget and a non-empty lr grid")
-            grids = self.lrs[task]
-            if isinstance(grids, Mapping):
-                missing = [i for i in self.inits if not grids.get(i)]
-                if missing:
-                    raise ValueError(f"plan {self.name}: task {task} has no lr grid for {', '.join(missing)}")
-                if len({len(grids[i]) for i in self.inits}) > 1:
-                    raise ValueError(f"plan {self.name}: task {task}'s per-init lr grids differ in size "
-                                     "(each arm gets the same tuning effort)")
+            arms = [a for a in self.arms if a.task == task]
+            missing = [a.name for a in arms if not self.grid(a)]
+            if missing:
+                raise ValueError(f"plan {self.name}: no lr grid for {'; '.join(missing)}")
+            if len({len(self.grid(a)) for a in arms}) > 1:
+                raise ValueError(f"plan {self.name}: task {task}'s lr grids differ in size "
+                                 "(each arm gets the same tuning effort)")
         if not self.seeds:
             raise ValueError(f"plan {self.name}: no seeds")
         if set(self.low_label_seeds) & set(self.seeds):
             raise ValueError(f"plan {self.name}: low_label_seeds repeat a seed of seeds")
 
     def grid(self, arm: Arm) -> tuple[float, ...]:
-        """The lrs ``arm`` is tuned over: its task's grid, or its init's grid of that task."""
+        """The lrs ``arm`` is tuned over: its task's grid, or the one of its init and label share,
+        or else of its init (empty: none given)."""
         grids = self.lrs[arm.task]
-        return tuple(grids[arm.init]) if isinstance(grids, Mapping) else tuple(grids)
+        if not isinstance(grids, Mapping):
+            return tuple(grids)
+        return tuple(grids.get(f"{arm.init} {arm.pct}") or grids.get(arm.init) or ())
 
     def seeds_for(self, arm: Arm) -> tuple[int, ...]:
         """The seeds of ``arm``'s chosen lr: :attr:`seeds`, plus :attr:`low_label_seeds` when the
@@ -263,16 +266,17 @@ def default_plan() -> StudyPlan:
         budgets={"chars": FinetuneBudget(updates=400, batch_s=8.0),
                  "phones": FinetuneBudget(updates=400, batch_s=8.0),
                  "emotion": FinetuneBudget(updates=250, batch_s=8.0)},
-        # Factor-2 grids of three lrs, one per init. The 2026-12-03 run gave both inits the grids
-        # around the tiny recipes' lrs (CTC 1e-3..4e-3, emotion 5e-4..2e-3), and its dev results
-        # put the inits' optima apart: every pretrained arm chose the lowest lr (its higher lrs
-        # stayed on the blank / chance plateau: dev CER 100 %, PER 95 %, accuracy 13 %), random
-        # emotion with all labels the highest. So each init's grid moves one step towards its
-        # optimum; three lrs each keeps the tuning effort equal and the plan <= 90 min (one grid
-        # of five for every arm would cost ~+20 min)
+        # Factor-2 grids of three lrs for every arm, each placed around its own optimum on dev:
+        # the same tuning effort, and the plan stays <= 90 min (one grid of five or six for every
+        # arm would cost +20-30 min). The 2026-12-03 runs placed them: the grids around the tiny
+        # recipes' lrs (CTC 1e-3..4e-3, emotion 5e-4..2e-3) bracket random init's optimum (or
+        # all of it is on the blank / chance plateau), but every pretrained arm chose their
+        # lowest lr, its higher lrs staying on the plateau (dev CER 100 %, PER 95 %, accuracy
+        # 13 %); one step down, phones and emotion with 10 % of the labels chose the lowest again
         lrs={"chars": {"pretrained": (5e-4, 1e-3, 2e-3), "random": (1e-3, 2e-3, 4e-3)},
-             "phones": {"pretrained": (5e-4, 1e-3, 2e-3), "random": (1e-3, 2e-3, 4e-3)},
-             "emotion": {"pretrained": (2.5e-4, 5e-4, 1e-3), "random": (1e-3, 2e-3, 4e-3)}},
+             "phones": {"pretrained": (2.5e-4, 5e-4, 1e-3), "random": (1e-3, 2e-3, 4e-3)},
+             "emotion": {"pretrained 10 %": (1.25e-4, 2.5e-4, 5e-4), "pretrained": (2.5e-4, 5e-4, 1e-3),
+                         "random": (1e-3, 2e-3, 4e-3)}},
         seeds=(1, 2),
         # 10 % of the labels: the two seeds' test PER differed by 13-27 points (2026-12-03)
         low_label_seeds=(3,),

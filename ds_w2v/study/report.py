@@ -248,10 +248,11 @@ def _corpora_lines(outcome: StudyOutcome) -> list[str]:
 
 
 def _grids(plan: StudyPlan, task: str) -> str:
-    """A task's lr grid, or its per-init grids: ``pretrained 0.0005, 0.001 / random 0.001, 0.002``."""
+    """A task's lr grid, or its grids per init (and label share): ``pretrained 0.0005, 0.001 /
+    random 0.001, 0.002``."""
     fmt = lambda lrs: ", ".join(f"{x:g}" for x in lrs)  # noqa: E731
     grids = plan.lrs[task]
-    return " / ".join(f"{i} {fmt(grids[i])}" for i in plan.inits) if isinstance(grids, Mapping) else fmt(grids)
+    return " / ".join(f"{k} {fmt(v)}" for k, v in grids.items()) if isinstance(grids, Mapping) else fmt(grids)
 
 
 def _seed_list(plan: StudyPlan) -> str:

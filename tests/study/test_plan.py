@@ -107,10 +107,13 @@ def test_grids_per_init_keep_the_tuning_effort_equal():
     pre, rnd = Arm("phones", "pretrained", 0.1), Arm("phones", "random", 0.1)
     assert len(plan.grid(pre)) == len(plan.grid(rnd)) and plan.grid(pre) != plan.grid(rnd)
     assert plan.seeds_for(pre) == (1, 2, 3) and plan.seeds_for(Arm("phones", "pretrained", 1.0)) == (1, 2)
-    lrs = {**plan.lrs, "phones": {"pretrained": (1e-3,), "random": (1e-3, 2e-3)}}
+    # a grid for one label share of an init comes before the init's
+    lrs = {**plan.lrs, "phones": {"pretrained 10 %": (1e-4, 2e-4), "pretrained": (1e-3, 2e-3), "random": (1, 2)}}
+    assert replace(plan, lrs=lrs).grid(pre) == (1e-4, 2e-4)
+    assert replace(plan, lrs=lrs).grid(Arm("phones", "pretrained", 1.0)) == (1e-3, 2e-3)
     with pytest.raises(ValueError, match="differ in size"):
-        replace(plan, lrs=lrs)
-    with pytest.raises(ValueError, match="no lr grid for random"):
+        replace(plan, lrs={**plan.lrs, "phones": {"pretrained": (1e-3,), "random": (1e-3, 2e-3)}})
+    with pytest.raises(ValueError, match="no lr grid for phones, random, 100 %; phones, random, 10 %"):
         replace(plan, lrs={**plan.lrs, "phones": {"pretrained": (1e-3,)}})
     with pytest.raises(ValueError, match="repeat a seed"):
         replace(plan, low_label_seeds=(2,))

@@ -76,7 +76,7 @@ def test_study_md(tmp_path):
     assert (tmp_path / "probe_curve.png").is_file() and (tmp_path / "finetune_arms.png").is_file()
     assert (tmp_path / "study.json").is_file()
     # the settings name each init's grid and the extra seeds of the 10 %-label rows
-    assert "- lr grids: phones pretrained 0.0005, 0.001, 0.002 / random 0.001, 0.002, 0.004" in text
+    assert "- lr grids: phones pretrained 0.00025, 0.0005, 0.001 / random 0.001, 0.002, 0.004" in text
     assert "- seeds: 1, 2 (rows with part of the labels also 3)" in text
     assert "is no ceiling" not in text  # the ceiling (80 %) is above the pretrained upstream (51 %)
 
