@@ -33,11 +33,18 @@ class StudyJob(Job):
     result is ``run_dir/results.json``; its output goes to ``run_dir``'s ``.log`` next to it."""
 
     def __init__(self, name: str, argv: list[str] | Callable[[], list[str]], run_dir: Path,
-                 needs: tuple[str, ...] = (), skip: Callable[[], str | None] | None = None):
+                 needs: tuple[str, ...] = (), skip: Callable[[], str | None] | None = None,
+                 current: Callable[[dict], bool] | None = None):
         super().__init__(name, "", [], run_dir, needs)
         self._argv = argv
         self.skip = skip or (lambda: None)
         self._skipped: str | None = None
+        self.current = current
+        """Whether a finished result still stands for what the job would run now (a probe of
+        an arm's chosen run is stale once the arm chooses another lr); None: always."""
+
+    def cached(self) -> bool:
+        return super().cached() and (self.current is None or self.current(self.result))
 
     def argv(self) -> list[str]:
         return self._argv() if callable(self._argv) else self._argv
@@ -76,10 +83,10 @@ def train_job(name: str, command: str, recipe: str, run_dir: Path, overrides: li
 
 
 def python_job(name: str, args: list[str] | Callable[[], list[str]], run_dir: Path, needs: tuple[str, ...] = (),
-               skip: Callable[[], str | None] | None = None) -> StudyJob:
+               skip: Callable[[], str | None] | None = None, current: Callable[[dict], bool] | None = None) -> StudyJob:
     """``python ARGS`` (``-m ds_w2v probe ...``, ``-m ds_w2v.study.hf_reference ...``)."""
     argv = (lambda: [sys.executable, *args()]) if callable(args) else [sys.executable, *args]
-    return StudyJob(name, argv, run_dir, needs, skip)
+    return StudyJob(name, argv, run_dir, needs, skip, current)
 
 
 class ChosenJob(StudyJob):

@@ -147,7 +147,8 @@ class Study:
 
     # -- probes ---------------------------------------------------------------------------------
     def probe_job(self, name: str, upstream: str | Callable[[], str], seed: int, needs: tuple[str, ...],
-                  protocol: str = "all", corpora: tuple[str, ...] = ("timit", "ravdess"), skip=None) -> StudyJob:
+                  protocol: str = "all", corpora: tuple[str, ...] = ("timit", "ravdess"), skip=None,
+                  current=None) -> StudyJob:
         """``ds-w2v probe UPSTREAM`` (``upstream`` may be a callable: decided when the job starts)."""
         p = self.plan.probe
         out = self.runs / "probe" / name
@@ -158,7 +159,7 @@ class Study:
                     "--protocol", protocol, "--max-utterances", str(p.max_utterances), "--seed", str(seed),
                     "--device", "cpu", "--out", str(out / "results.json"),
                     *(["--epochs", str(p.epochs)] if p.epochs else [])]
-        return python_job(f"probe {name}", argv, out, needs=needs, skip=skip)
+        return python_job(f"probe {name}", argv, out, needs=needs, skip=skip, current=current)
 
     def probe_jobs(self) -> list:
         jobs = []
@@ -191,8 +192,11 @@ class Study:
                 r = json.loads((self.ft_dir(arm, lr, seed) / "results.json").read_text())
                 return "the chosen run diverged" if r.get("diverged") else None
             upstream = lambda seed=seed: str(self.ft_dir(arm, self.chosen_lr(arm), seed))  # noqa: E731
+
+            def current(result: dict, seed=seed) -> bool:  # a probe of the run the arm chooses now
+                return isinstance(self.chosen_lr(arm), float) and result.get("upstream") == upstream(seed)
             jobs.append(self.probe_job(f"ceiling_seed{seed}", upstream, seed, tuple(names), protocol="linear",
-                                       corpora=("timit",), skip=skip))
+                                       corpora=("timit",), skip=skip, current=current))
         return jobs
 
     # -- the graph ------------------------------------------------------------------------------

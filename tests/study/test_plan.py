@@ -102,6 +102,21 @@ def test_a_chosen_run_finished_earlier_is_reused_when_its_grid_finishes_late(stu
     assert (chosen / "results.json").read_text() == before and not job.log.exists()
 
 
+def test_a_ceiling_probe_of_a_run_no_longer_chosen_is_stale(study):
+    """The ceiling probes the chosen run of phones, pretrained, 100 %: when a changed grid makes
+    the arm choose another lr, the probe of the old run must run again, not be reused."""
+    arm = Arm("phones", "pretrained", 1.0)
+    job = next(j for j in study.build_jobs() if j.name == "probe ceiling_seed1")
+    grid = study.plan.grid(arm)
+    for lr, dev in zip(grid, (0.7, 0.6, 0.8)):  # the middle lr is chosen
+        study.ft_dir(arm, lr, 1).mkdir(parents=True)
+        (study.ft_dir(arm, lr, 1) / "results.json").write_text(json.dumps({"best_dev": dev}))
+    job.run_dir.mkdir(parents=True)
+    for upstream, reused in ((study.ft_dir(arm, grid[0], 1), False), (study.ft_dir(arm, grid[1], 1), True)):
+        (job.run_dir / "results.json").write_text(json.dumps({"upstream": str(upstream), "datasets": {}}))
+        assert job.cached() == reused
+
+
 def test_grids_per_init_keep_the_tuning_effort_equal():
     plan = default_plan()
     pre, rnd = Arm("phones", "pretrained", 0.1), Arm("phones", "random", 0.1)
