@@ -178,7 +178,7 @@ class StudyPlan:
     """A plain-torch pretraining of HF's Wav2Vec2ForPreTraining on the same recipe and stream."""
     hf_updates: int | None = None
     """The HF reference's first that many updates of the pretraining's schedule (None: all of
-    it): it runs ~3.5x slower than ours on a CPU (:class:`Timings`)."""
+    it): it runs ~2x slower than ours on a CPU, ~4x with 2 x 320 codes (:class:`Timings`)."""
     search: tuple[PretrainSpec, ...] = ()
     """``--search``: pretraining variants probed side by side (no fine-tunes)."""
 
@@ -249,12 +249,15 @@ def default_plan() -> StudyPlan:
     ds_w2v.study --estimate``) from the figures above, in run-slot minutes:
 
         pretraining   2,000 x 32 s x 0.9/32 s/s = 30.0 + 11 probes x 6 s + 10 evals x 4 s     = 32.0
-        HF reference  300 x 32 s x 0.9/32 x 4.0 = 18.0 + 2 probes x 12 s                      = 18.6
-        fine-tunes    per arm 3 lrs + 1 seed = 4 runs; per run 12 s + 5 evals x 4 s +
-                      chars / phones 400 x 8 s x 0.30/8 = 120 s (2.5 min), emotion 250 x 8 s x
-                      0.28/8 = 70 s (1.7 min); 16 runs each: 40.5 + 40.5 + 27.2               = 108.3
+        HF reference  300 x 32 s x 0.9/32 x 2.0 = 9.0 + 2 probes x 12 s + start-up           =  9.6
+        fine-tunes    per arm 3 lrs + 1 seed (10 % of the labels: 2) = 4 or 5 runs; per run 12 s
+                      + 5 evals x 4 s + chars / phones 400 x 8 s x 0.30/8 = 120 s (2.5 min),
+                      emotion 250 x 8 s x 0.28/8 = 70 s (1.7 min); 18 runs each:
+                      45.6 + 45.6 + 30.6                                                     = 121.8
         probe rows    (2 pretrained + 2 random + 1 HF) x 128 s + 2 ceilings x 51 s            =  12.4
-        total 171.2 slot-min / 2 slots + 1 min of corpora                                    = ~87 min
+        total 175.7 slot-min / 2 slots + 1 min of corpora                                    = ~89 min
+
+    The run of 2026-12-03 took 2:49:21 of job time, ~85 min on two slots.
     """
     return StudyPlan(
         name="default",
@@ -281,7 +284,7 @@ def default_plan() -> StudyPlan:
         # 10 % of the labels: the two seeds' test PER differed by 13-27 points (2026-12-03)
         low_label_seeds=(3,),
         probe=ProbeSpec(max_utterances=300, seeds=(0, 1)),
-        # the first 300 of the 2,000-update schedule: the HF twin costs ~4x ours per update
+        # the first 300 of the 2,000-update schedule: the HF twin costs ~2x ours per update (Timings)
         hf_updates=300,
     )
 
