@@ -255,9 +255,10 @@ def _grids(plan: StudyPlan, task: str) -> str:
     return " / ".join(f"{k} {fmt(v)}" for k, v in grids.items()) if isinstance(grids, Mapping) else fmt(grids)
 
 
-def _seed_list(plan: StudyPlan) -> str:
-    """The seeds a chosen lr runs again with: ``2`` or ``2 (10 % rows also 3)``."""
-    again = ", ".join(map(str, plan.seeds[1:])) or "-"
+def _seed_list(plan: StudyPlan, start: int = 1) -> str:
+    """``plan.seeds[start:]`` (from 1: those a chosen lr runs again with), and the part-label
+    rows' extra ones: ``2`` or ``2 (rows with part of the labels also 3)``."""
+    again = ", ".join(map(str, plan.seeds[start:])) or "-"
     if plan.low_label_seeds:
         again += f" (rows with part of the labels also {', '.join(map(str, plan.low_label_seeds))})"
     return again
@@ -305,9 +306,7 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
               + ", on the labelled read speech's train split mixed with "
               + (", ".join(plan.pretrain.unlabeled) or "nothing"),
               "- lr grids: " + "; ".join(f"{t} {_grids(plan, t)}" for t in plan.tasks),
-              f"- seeds: {', '.join(map(str, plan.seeds))}"
-              + (f" (rows with part of the labels also {', '.join(map(str, plan.low_label_seeds))})" if plan.low_label_seeds else "")
-              + f"; probe seeds: {', '.join(map(str, plan.probe.seeds))}",
+              f"- seeds: {_seed_list(plan, start=0)}; probe seeds: {', '.join(map(str, plan.probe.seeds))}",
               "- corpora (synthetic, `ds-w2v synth` + `prepare`):"]
     lines += ["  " + x for x in _corpora_lines(outcome)]
     hf = outcome.runs.get("hf_reference") or {}
