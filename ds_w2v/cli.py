@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-lm": ("ds_w2v.commands.build_lm", "build an n-gram LM (ARPA) from text or transcripts, for beam search decoding"),
     "classify": ("ds_w2v.commands.classify", "classify audio files with a classification model"),
     "probe": ("ds_w2v.commands.probe", "probe a frozen model's layers: CPC linear phone probe, SUPERB PR and ER"),
+    "env": ("ds_w2v.commands.env", "this machine (CPU ISA, cores, GPUs, versions) and what a run here would use"),
     "bench": ("ds_w2v.commands.bench", "benchmarks: step (model update vs HF), train (DeepSpeed updates vs HF), data (streaming/prepare)"),
 }
 LOCAL_RANK_FLAGS = ("--local_rank", "--local-rank")

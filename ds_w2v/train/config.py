@@ -26,9 +26,9 @@ import yaml
 
 from ..data.augment import AugmentConfig
 from ..lm.decoder import DecodingConfig
+from .precision import PRECISIONS
 from .tasks import DEFAULT_TARGET, TASK_CLASSES, select_task
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu")
 COMPILE_MODES = ("none", "blocks", "backbone")
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -180,10 +180,12 @@ class TrainConfig:
     device: str = "auto"
     """``auto``: this rank's GPU when torch sees one, else the CPU; ``cpu``: the CPU even with a
     GPU visible (gloo; tests and debugging)."""
-    precision: str | None = None
-    """None: as the DeepSpeed config says; else fp32, bf16 (bf16 weights and activations, fp32
-    master weights) or fp16 (dynamic loss scaling), overriding it. The objective, norms and
-    quantizer always run in fp32."""
+    precision: str = "auto"
+    """``auto``: from the hardware (``ds_w2v/train/precision.py``): bf16 on a GPU that has it, else
+    fp16; on a CPU bf16 only where it is native (AVX-512 BF16, AMX), else fp32; a DeepSpeed JSON
+    that enables fp16 or bf16 decides first. Or fp32, bf16 (bf16 weights and activations, fp32
+    master weights) or fp16 (dynamic loss scaling; GPU only). The objective, norms and quantizer
+    always run in fp32. The choice and its reason are logged at start and kept in results.json."""
     deepspeed_config: str = "ds_configs/zero2.json"
     max_updates: int = 400_000
     max_train_s: float | None = None
@@ -234,6 +236,8 @@ class TrainConfig:
     default; ``decoding.decoder=beam decoding.lm=lm.arpa`` for beam search with an n-gram LM."""
 
     def __post_init__(self) -> None:
+        if self.precision is None:  # a config.yaml written before ``auto`` (null: as the DeepSpeed JSON says)
+            self.precision = "auto"
         # data.target chooses among the tasks of one task model (the one place: tasks.select_task);
         # an unknown task is left for validate to name
         if self.task in TASK_CLASSES:
@@ -261,7 +265,7 @@ class TrainConfig:
             bad("device", f"{self.device!r} is not one of {', '.join(DEVICES)}")
         if len(set(self.data.test_splits)) != len(self.data.test_splits):
             bad("data.test_split", f"names a split twice: {self.data.test_splits}")
-        if self.precision is not None and self.precision not in PRECISIONS:
+        if self.precision not in PRECISIONS:
             bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not self.data.shards:
             bad("data.shards", "is required (a directory made by `ds-w2v prepare`)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, resolve_batch
+from .precision import Precision, json_precision, resolve_precision
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 # Where the shipped DeepSpeed JSONs are, first found first: inside the package in an installed
@@ -48,18 +49,14 @@ def _no_auto(d: Any, path: str = "") -> None:
         raise ValueError(f"config key deepspeed_config: {path} is \"auto\"; give a value")
 
 
-def resolved_precision(config: TrainConfig, ds: dict[str, Any]) -> str:
-    """The recipe's ``precision`` when set, else what the DeepSpeed JSON enables."""
-    if config.precision is not None:
-        return config.precision
-    if ds.get("fp16", {}).get("enabled"):
-        return "fp16"
-    if ds.get("bf16", {}).get("enabled"):
-        return "bf16"
-    return "fp32"
+def built_precision(ds: dict[str, Any]) -> str:
+    """The precision of a DeepSpeed dict made by :func:`build_ds_config` (exactly one block enabled, or none)."""
+    return json_precision(ds) or "fp32"
 
 
-def build_ds_config(config: TrainConfig, world_size: int, device_type: str) -> dict[str, Any]:
+def build_ds_config(config: TrainConfig, world_size: int, device_type: str,
+                    precision: Precision | None = None) -> dict[str, Any]:
+    """``precision``: already resolved (the trainer logs it); None: resolved here from the config."""
     ds = read_ds_config(config.deepspeed_config)
     accum = resolve_batch(config, world_size)
     # one duration-filled batch is one DeepSpeed micro-batch
@@ -68,11 +65,9 @@ def build_ds_config(config: TrainConfig, world_size: int, device_type: str) -> d
     ds["train_batch_size"] = accum * world_size
     ds["gradient_clipping"] = config.optim.clip_norm
     ds.setdefault("steps_per_print", 10**9)  # our logger reports; keep DeepSpeed quiet
-    precision = resolved_precision(config, ds)
+    precision = (precision or resolve_precision(config.precision, ds, device_type)).name
     fp16 = ds.pop("fp16", None) if precision != "fp16" else ds.get("fp16")
     if precision == "fp16":
-        if device_type == "cpu":
-            raise ValueError("config key precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
         if not (fp16 or {}).get("enabled"):
             ds["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000,
                           "hysteresis": 2, "min_loss_scale": 1}  # dynamic loss scaling

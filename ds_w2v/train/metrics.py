@@ -40,6 +40,14 @@ class MetricsLogger:
         self.bar = tqdm(total=total_updates, initial=start_update, desc="updates", dynamic_ncols=True,
                         disable=None)  # disable=None: no bar when stdout is not a terminal (CI, logs)
 
+    def header(self, update: int, facts: dict[str, object]) -> None:
+        """The row a run (or each resume) starts with: what it runs on (machine, precision, threads
+        and why), so that every figure after it names its hardware. It has no ``train/`` keys."""
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"update": update, "time": round(time.time(), 3), "event": "start", **facts}) + "\n")
+        self.jsonl.flush()
+
     def log(self, update: int, figures: dict[str, float]) -> None:
         """``figures``: {"train/loss": ..., "perf/audio_s_per_s": ...}; NaN-safe."""
         if not self.enabled:

@@ -25,7 +25,8 @@ from ..data.index import SplitIndex, read_split
 from ..data.mix import MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from .config import TrainConfig, resolve_batch
-from .deepspeed_config import build_ds_config, find_ds_config, resolved_precision
+from .deepspeed_config import build_ds_config, find_ds_config, read_ds_config
+from .precision import resolve_precision
 from .distributed import run_device, world_from_env
 
 
@@ -79,7 +80,8 @@ def _optimizer(ds: dict[str, Any]) -> str:
 def deepspeed_plan(config: TrainConfig, world_size: int, device_type: str) -> dict[str, Any]:
     """The DeepSpeed config ``deepspeed.initialize`` would get (``build_ds_config``), and its
     headline: ZeRO stage, precision, optimizer, batch integers."""
-    ds = build_ds_config(config, world_size, device_type)
+    precision = resolve_precision(config.precision, read_ds_config(config.deepspeed_config), device_type)
+    ds = build_ds_config(config, world_size, device_type, precision)
     zero = ds.get("zero_optimization") or {}
     offload = {k: (zero.get(f"offload_{k}") or {}).get("device") for k in ("optimizer", "param")}
     return {
@@ -87,7 +89,8 @@ def deepspeed_plan(config: TrainConfig, world_size: int, device_type: str) -> di
         "device_type": device_type,
         "zero_stage": int(zero.get("stage", 0)),
         "offload": {k: v for k, v in offload.items() if v not in (None, "none")},
-        "precision": resolved_precision(config, ds),
+        "precision": precision.name,
+        "precision_reason": precision.reason,
         "optimizer": _optimizer(ds),
         "train_batch_size": ds["train_batch_size"],
         "train_micro_batch_size_per_gpu": ds["train_micro_batch_size_per_gpu"],
@@ -264,7 +267,7 @@ def format_plan(plan: dict[str, Any]) -> str:
         (f"run         {b['max_updates']:,} updates" + (f" = {b['epochs']:,.2f} epochs" if not plan.get("mix") else "")
          + f", {b['budget_audio_s'] / 3600:,.1f} h of batch budget"),
         (f"deepspeed   {ds['file']} on {ds['device_type']}: ZeRO stage {ds['zero_stage']}{offload}, "
-         f"{ds['precision']}, optimizer {ds['optimizer']}"),
+         f"{ds['precision']} ({ds['precision_reason']}), optimizer {ds['optimizer']}"),
         (f"            train_batch_size {ds['train_batch_size']} = {ds['train_micro_batch_size_per_gpu']} micro-batch"
          f" x {ds['gradient_accumulation_steps']} accumulation x {w['world_size']} rank(s); "
          f"gradient clipping {ds['gradient_clipping']:g}"),

@@ -31,9 +31,10 @@ from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import UNREACHABLE_SHARD, NoUsableData, StreamConfig
+from ..hardware import Machine, apply_default_threads
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
-from .deepspeed_config import build_ds_config, resolved_precision
+from .deepspeed_config import build_ds_config, read_ds_config
 from .distributed import (
     all_reduce, collective_device, gather_objects, init_distributed, reduce_all_, replica_digests, run_device,
     world_from_env,
@@ -43,6 +44,7 @@ from .evaluator import EvalResult, Evaluator
 from .flops import peak_flops
 from .metrics import MetricsLogger
 from .plan import read_splits
+from .precision import resolve_precision
 from .probing import PhoneProbe
 from .run_dir import check_shared_run_dir
 from .schedule import learning_rate
@@ -104,8 +106,15 @@ class Trainer:
         self.train_index, self.dev_index, self.test_indexes, self.mix = splits.train, splits.dev, splits.tests, splits.mix
         check_augment(d.augment)  # a bad noise/RIR folder is refused here; the loader's workers inherit them opened
         self.accum = resolve_batch(config, world)
-        self.ds_config = build_ds_config(config, world, self.device.type)
-        self.precision = resolved_precision(config, self.ds_config)
+        # precision and compute threads from the hardware, unless the config / environment sets them
+        self.precision_choice = resolve_precision(config.precision, read_ds_config(config.deepspeed_config),
+                                                  self.device.type)
+        self.ds_config = build_ds_config(config, world, self.device.type, self.precision_choice)
+        self.precision = self.precision_choice.name
+        self.threads, threads_why = apply_default_threads()
+        self.machine = {"machine": Machine.read().line(), "precision": self.precision,
+                        "precision_reason": self.precision_choice.reason, "torch_threads": self.threads,
+                        "threads_reason": threads_why}
         self.task = TASK_CLASSES[config.task](config, self.train_index)
         self.probe = PhoneProbe.from_config(config)  # reads its utterances now: refused before any group
 
@@ -160,6 +169,11 @@ class Trainer:
         pcfg = self.module.config
         self.logger = MetricsLogger(self.run_dir, self.is_rank0, config.max_updates, self.update,
                                     pcfg.num_negatives, pcfg.latent_groups * pcfg.latent_vars)
+        if self.is_rank0:
+            log.info("%s; %d torch threads per rank (%s)", self.precision_choice.line(), self.threads, threads_why)
+            if self.precision_choice.warning:
+                log.warning(self.precision_choice.warning)
+            self.logger.header(self.update, self.machine)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device) if use_cuda else "cpu",
                                self.precision)
 
@@ -444,7 +458,7 @@ class Trainer:
                                   "stopped_by": "max_train_s" if self.out_of_time else "max_updates",
                                   "best_dev": s.best, "best_update": s.best_update,
                                   "skipped_updates": s.bad_total, "run_dir": str(self.run_dir),
-                                  "world": self.world_figures()}
+                                  "world": self.world_figures(), **self.machine}
         # data-parallel replicas must end bit-equal (the latest checkpoint's weights): say so if not
         digests = replica_digests(self.module, self.zero_stage == 3)
         result["replica_digests"] = digests

@@ -21,7 +21,7 @@ from ds_w2v.train.config import (
     read_recipe,
     resolve_batch,
 )
-from ds_w2v.train.deepspeed_config import DS_CONFIG_DIR, build_ds_config, read_ds_config, resolved_precision
+from ds_w2v.train.deepspeed_config import DS_CONFIG_DIR, build_ds_config, built_precision
 
 SHARDS = "data.shards=/x"
 RECIPES = sorted(RECIPE_DIR.glob("*.yaml"))
@@ -148,7 +148,7 @@ def test_pretrain_original_is_fairseq_base():
     assert c.data.max_sample_size == 250_000
     assert c.data.min_duration_s == 32_000 / 16_000  # min_sample_size
     assert Path(c.deepspeed_config).name == "zero2.json"
-    assert c.precision is None  # bf16 from zero2.json
+    assert c.precision == "auto"  # bf16 on a GPU that has it (zero2.json enables no precision)
 
 
 def test_pretrain_large_is_paper_large():
@@ -217,38 +217,58 @@ def test_finetune_cls_original():
 
 
 @pytest.mark.parametrize("name", ["pretrain_tiny", "finetune_ctc_tiny", "finetune_cls_tiny"])
-def test_demo_recipes_run_on_one_cpu_process(name):
+def test_demo_recipes_run_on_one_cpu_process(name, monkeypatch):
     c = load_config(name, [SHARDS])
     assert c.model.preset == "tiny"
     assert Path(c.deepspeed_config).name == "cpu.json"
-    assert c.precision == "bf16"  # the recipe's, over cpu.json's fp32
+    assert c.precision == "auto"  # bf16 only on a CPU that has it natively
     assert resolve_batch(c, 1) == 2 and c.data.batch_s * 2 == c.global_batch_s <= 32  # small, frequent updates
+    _cpu_answers(monkeypatch, native_bf16=True)
     ds = build_ds_config(c, 1, "cpu")
     assert ds["bf16"] == {"enabled": True, "check_grad_overflow": True} and "fp16" not in ds
+    _cpu_answers(monkeypatch, native_bf16=False)
+    ds = build_ds_config(c, 1, "cpu")
+    assert "bf16" not in ds and "fp16" not in ds
     assert c.max_updates <= 600
     assert c.freeze_transformer_updates < c.max_updates
     if c.task != "pretrain":
         assert c.schedule.kind == "tri_stage"
 
 
+def _cpu_answers(monkeypatch, native_bf16: bool, gpu_bf16: bool = True) -> None:
+    """The hardware precision=auto reads, injected: the CPU's native bf16 and the GPU's bf16."""
+    from ds_w2v.train import precision
+
+    answers = {"cpu": (native_bf16, "injected CPU"), "cuda": (gpu_bf16, "injected GPU")}
+    monkeypatch.setattr(precision, "_hardware", lambda device_type: answers[device_type])
+
+
 # --- every shipped DeepSpeed config ---------------------------------------------------------------
-# stem -> (ZeRO stage, optimizer offloaded to CPU, precision the JSON enables)
+# stem -> (ZeRO stage, optimizer offloaded to CPU, precision the JSON enables: None, precision=auto
+# decides from the hardware)
 DS_EXPECTED = {
-    "cpu": (2, False, "fp32"),
-    "cpu_zero3": (3, False, "fp32"),
-    "zero1": (1, False, "bf16"),
-    "zero2": (2, False, "bf16"),
+    "cpu": (2, False, None),
+    "cpu_zero3": (3, False, None),
+    "zero1": (1, False, None),
+    "zero2": (2, False, None),
     "zero2_fp16": (2, False, "fp16"),
-    "zero2_offload": (2, True, "bf16"),
-    "zero3": (3, False, "bf16"),
+    "zero2_offload": (2, True, None),
+    "zero3": (3, False, None),
 }
 
 
 def _ds_run_config(ds_path: Path, *overrides: str) -> TrainConfig:
-    # the CPU configs with the CPU demo recipe, the GPU ones with BASE pretraining; precision=null:
-    # as the DeepSpeed JSON says (the demo recipes set bf16), unless ``overrides`` set it again
+    # the CPU configs with the CPU demo recipe, the GPU ones with BASE pretraining; precision=auto
+    # unless ``overrides`` set it
     recipe = "pretrain_tiny" if _device(ds_path) == "cpu" else "pretrain_original"
-    return load_config(recipe, [SHARDS, f"deepspeed_config={ds_path}", "precision=null", *overrides])
+    return load_config(recipe, [SHARDS, f"deepspeed_config={ds_path}", "precision=auto", *overrides])
+
+
+def _auto_precision(ds_path: Path) -> str:
+    """What precision=auto gives with ``_cpu_answers(native_bf16=False)``: the JSON's, else bf16 on
+    the (injected, bf16-capable) GPU, fp32 on the (injected, AVX2-only) CPU."""
+    from_json = DS_EXPECTED[ds_path.stem][2]
+    return from_json or ("bf16" if _device(ds_path) == "cuda" else "fp32")
 
 
 def test_every_ds_config_is_expected():
@@ -273,8 +293,10 @@ def test_shipped_ds_config_file_says_what_runs(ds_path):
 
 
 @pytest.mark.parametrize("ds_path", DS_CONFIGS, ids=lambda p: p.name)
-def test_shipped_ds_config_builds(ds_path):
-    stage, offload, precision = DS_EXPECTED[ds_path.stem]
+def test_shipped_ds_config_builds(ds_path, monkeypatch):
+    _cpu_answers(monkeypatch, native_bf16=False)
+    stage, offload, _ = DS_EXPECTED[ds_path.stem]
+    precision = _auto_precision(ds_path)
     device = _device(ds_path)
     config = _ds_run_config(ds_path)
     for world in WORLD_ACCUM["pretrain_tiny" if device == "cpu" else "pretrain_original"]:
@@ -310,7 +332,8 @@ def test_shipped_ds_config_builds(ds_path):
 
 
 @pytest.mark.parametrize("ds_path", DS_CONFIGS, ids=lambda p: p.name)
-def test_recipe_precision_overrides_ds_config(ds_path):
+def test_recipe_precision_overrides_ds_config(ds_path, monkeypatch):
+    _cpu_answers(monkeypatch, native_bf16=False)
     device = _device(ds_path)
     ds = build_ds_config(_ds_run_config(ds_path, "precision=fp32"), 1, device)
     assert "fp16" not in ds and "bf16" not in ds
@@ -382,7 +405,9 @@ def test_shipped_ds_config_passes_deepspeed_parser(ds_path, monkeypatch):
     import torch.distributed
 
     _pg_before = torch.distributed.is_initialized()  # an earlier in-process trainer test may have one
-    stage, offload, precision = DS_EXPECTED[ds_path.stem]
+    _cpu_answers(monkeypatch, native_bf16=False)
+    stage, offload, _ = DS_EXPECTED[ds_path.stem]
+    precision = _auto_precision(ds_path)
     device = _device(ds_path)
     config = _ds_run_config(ds_path)
     for world in WORLD_ACCUM["pretrain_tiny" if device == "cpu" else "pretrain_original"]:
@@ -428,7 +453,7 @@ def test_shipped_ds_config_passes_deepspeed_parser(ds_path, monkeypatch):
     (["model.overrides=[1]"], r"^config key model\.overrides: expected a mapping"),
     (["run_dir=[1, 2]"], r"^config key run_dir: expected a string"),
     (["task=asr"], r"^config key task: 'asr' is not one of pretrain, ctc, cls"),
-    (["precision=fp8"], r"^config key precision: 'fp8' is not one of fp32, bf16, fp16"),
+    (["precision=fp8"], r"^config key precision: 'fp8' is not one of auto, fp32, bf16, fp16"),
     (["schedule.kind=cosine"], r"^config key schedule\.kind:"),
     (["schedule.kind=tri_stage", "schedule.phase_ratio=[0.5, 0.5, 0.5]"], r"^config key schedule\.phase_ratio: must sum to 1"),
     (["schedule.kind=tri_stage", "schedule.final_lr_scale=0"], r"^config key schedule\.final_lr_scale: must be > 0"),
@@ -627,16 +652,20 @@ def test_loading_does_not_share_state():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_shipped_recipe_passes_deepspeed_parser(recipe):
-    # the recipe's own combination (demo recipes: bf16 on cpu.json; CTC: no clipping), world size 1
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["cpu-bf16", "cpu-avx2"])
+def test_shipped_recipe_passes_deepspeed_parser(recipe, native_bf16, monkeypatch):
+    # the recipe's own combination (precision auto; CTC: no clipping), world size 1, on both CPU kinds
     dsc = pytest.importorskip("deepspeed.runtime.config")
+    _cpu_answers(monkeypatch, native_bf16=native_bf16)
     config = load_config(recipe, [SHARDS])
+    assert config.precision == "auto"
     ds_path = DS_CONFIG_DIR / Path(config.deepspeed_config).name
-    parsed = dsc.DeepSpeedConfig(build_ds_config(config, 1, _device(ds_path)))
+    ds = build_ds_config(config, 1, _device(ds_path))
+    parsed = dsc.DeepSpeedConfig(ds)
     assert parsed.gradient_accumulation_steps == resolve_batch(config, 1)
     assert parsed.gradient_clipping == config.optim.clip_norm
-    precision = resolved_precision(config, read_ds_config(str(ds_path)))
-    assert precision == ("bf16" if recipe.stem.endswith("tiny") or "zero" in ds_path.stem else "fp32")
+    precision = built_precision(ds)
+    assert precision == ("bf16" if _device(ds_path) == "cuda" or native_bf16 else "fp32")
     assert parsed.bfloat16_config.enabled == (precision == "bf16")
     assert parsed.float16_config.enabled is False
 
