@@ -47,31 +47,27 @@ GPU_DEMO = {
 
 
 # The tiny recipes cut to fit the CPU demo's goal: 15 minutes on 2 cores *including* set-up on a
-# fresh machine, with margin for a host 2x slower (BENCHMARKS.md, *The demo*). The recipes' own
-# lengths (pretraining 500 updates of 32 audio-s, CTC 600, emotion 500) and four CTC ablation
-# rows took 13 min 41 s of demo on CPU-2 on 2026-11-24, over 30 min with set-up on a host twice
-# as slow. The critical path is pretraining, then the CTC fine-tune (emotion runs beside it); the
-# floor under both is what CTC needs to leave its all-blank plateau, which from a pretrained
-# tiny comes late and depends on the pretrained model. Measured on CPU-2, 2026-12-02, all with
-# the demo's seed (CPU training is deterministic: a rerun gives the same model):
-#   pretraining (32 audio-s updates)   CTC dev CER after 400 / 500 / 600 updates   emotion test acc (250)
-#   200 updates                        -     / 83 %  / -                          28 % (200 updates)
-#   250 updates                        -     / 100 % / 100 %                      47 %
-#   300 updates                        100 % / 72 %  / -                          52 %
-#   300 updates of 16 audio-s          -     / 100 % / 100 %                      39 %
-# so pretraining is cut 500 -> 300 updates and CTC 600 -> 500 (from random init CTC leaves the
-# plateau by update ~400: 500 updates, CER 82 %), emotion 500 -> 250 to end with CTC; the
-# Gumbel temperature still reaches 0.5 by update ~140. The one random-init CTC row runs beside
-# pretraining, in the slot that would otherwise wait for it (~20 s more in all); the two 10 %
-# rows are --ablation full (~5 min more).
+# fresh machine, on any CPU. Two things decide it:
+# - precision: fp32 in every demo run, whatever the CPU (the recipes' precision=auto would take
+#   bf16 where it is native). On an AVX2-only CPU bf16 is emulated (a tiny pretraining update took
+#   16.5 s instead of 0.6 s), and the same budgets in bf16 and fp32 gave different tables (test CER
+#   of the pretrained CTC row 74.2 % in bf16 on an AVX-512 BF16 EPYC, 98.6 % in fp32 on an AVX2
+#   EPYC: CTC's exit from its all-blank plateau decides it). In fp32 the demo is one computation on
+#   every CPU, and fp32 matmuls run at about the same speed with and without AVX-512 here.
+# - budgets: at the former budgets (pretraining 300 updates, CTC 500, emotion 250) the fp32 demo took
+#   20 min 12 s on a 2-core AVX2 EPYC (21 min 51 s from a fresh clone). Cut by ~40 % on the critical
+#   path (pretraining, then CTC; emotion and the random-init row run beside them): pretraining 180
+#   updates of 32 audio-s (the Gumbel temperature still reaches 0.5 by update ~140), CTC 300 of
+#   16 audio-s, emotion 150. The figures of a run this short say the pipeline works; whether
+#   pretraining helps is the study's question (results/STUDY.md), which the report quotes beside them.
 # The demo keeps the Gumbel schedule and codebook it was measured with (2 -> 0.5 by update ~140,
 # tiny's 2 x 320 codes): pretrain_tiny's slower schedule (0.999, chosen by the study's search at
-# 800 updates) would still be at 1.5 at update 300, and its 2 x 64 codes were chosen for the
-# study's 2,000 updates; neither was measured against the CTC plateau above.
+# 800 updates) would still be near 2 at the end, and its 2 x 64 codes were chosen for 2,000 updates.
 CPU_DEMO = {
-    "pretrain": ["max_updates=300", "model.overrides.latent_temp=[2.0,0.5,0.99]", "model.overrides.latent_vars=320"],
-    "ctc": ["max_updates=500"],
-    "cls": ["max_updates=250"],
+    "pretrain": ["max_updates=180", "eval_every=90", "save_every=90", "precision=fp32", "model.overrides.latent_temp=[2.0,0.5,0.99]",
+                 "model.overrides.latent_vars=320"],
+    "ctc": ["max_updates=300", "precision=fp32"],
+    "cls": ["max_updates=150", "precision=fp32"],
 }
 DEMO_SEED = 1  # every run's seed (TrainConfig's default); random:PRESET with it = pretraining's initial weights
 # The linear phone probe reads the first N utterances of train and of test (in shard order, a

@@ -125,7 +125,8 @@ def test_demo_jobs_are_the_real_commands(tmp_path):
     assert pt.argv()[:3] == ["bash", str(ROOT / "launch" / "_launch.sh"), "pretrain"]
     for key, kind in (("pretrain", "pretrain"), ("ctc", "ctc"), ("cls", "cls"), ("random init, 100 %", "ctc")):
         assert f"seed={DEMO_SEED}" in jobs[key].args and set(CPU_DEMO[kind]) <= set(jobs[key].args)
-    assert "max_updates=300" in pt.args and "max_updates=500" in jobs["ctc"].args
+    assert "max_updates=180" in pt.args and "max_updates=300" in jobs["ctc"].args
+    assert all("precision=fp32" in jobs[k].args for k in ("pretrain", "ctc", "cls", "random init, 100 %"))
     assert jobs["random init, 100 %"].needs == () and "model.init" not in " ".join(jobs["random init, 100 %"].args)
     # the two probes: the same command line but the upstream; the random one waits for nothing
     pre, rnd = jobs["probe pretrained"], jobs["probe random init"]

@@ -63,9 +63,16 @@ def test_report_tables_and_plots(tmp_path):
     assert "`ds-w2v evaluate --tune-lm ...`" in text
     assert "| tiny | 87.50 % | 86.67 % | 0.400 | 0:01:01 | 0:00:30 | 0:01:31 |" in text
     assert "| random init, 10 % | 100.00 % | 90.00 % | 99.000 |" in text
-    # the verdict is read from the numbers: within 1 CER point = no difference; 95 % vs 90 % = hurt
-    assert "- 100 % of the labels: pretraining made no difference (within 1 point): test CER 12.34 %" in text
-    assert "- 10 % of the labels: pretraining hurt: test CER 95.00 % pretrained vs 90.00 % from random init." in text
+    # one seed at one lr: the figures and their difference, never a sign ("helped", "hurt")
+    assert ("- 10 % of the labels: test CER 95.00 % pretrained vs 90.00 % from random init (+5.0 points). "
+            "One seed at one learning rate: no sign is claimed from it.") in text
+    assert "- 100 % of the labels: test CER 12.34 % pretrained vs 13.00 % from random init (-0.7 points)." in text
+    assert "hurt" not in text and "helped" not in text
+    # the machine the figures came from, as ds-w2v env names it
+    from ds_w2v.hardware import Machine
+
+    assert f"Machine: {Machine.read().line()}." in text
+    assert "The fair comparison, recorded by" not in text  # no results/study.json beside it
     assert "Pretraining here saw 0.1 h of audio (3 updates)" in text and "622,222 h" in text
     assert "seeded tenth" in text and "`bash launch/study.sh`" in text
     assert (out / "RESULTS.md").read_text() == text
@@ -109,6 +116,14 @@ def test_probe_rows_come_from_the_probe_files(tmp_path):
     assert "| random init | 40.40 % | 40.30 % | 40.10 % | 39.90 % | 39.80 % | 52.00 % | layer4: 52.00 % |" in text
     assert "made no difference to it (within 1 point): 51.20 % (layer1) pretrained vs 52.00 % (layer4)" in text
     assert "fresh weights drawn with seed 7." in text  # no longer the pretraining run's seed
+
+    # the study's recorded goals (results/study.json) are quoted beside the one-seed rows
+    (out / "study.json").write_text(json.dumps({"goals": [
+        {"name": "PER with 10 % labels", "target": "pretrained PER <= 0.7 x random init's", "measured": "64.8 % / 82.9 % = 0.78 x",
+         "value": 0.78, "passed": False}]}))
+    text = write_report(rows, ablation, out, total_s=400)
+    assert "The fair comparison, recorded by `bash launch/study.sh` in `results/STUDY.md`" in text
+    assert "- PER with 10 % labels: 64.8 % / 82.9 % = 0.78 x (goal: pretrained PER <= 0.7 x random init's: missed)." in text
 
     # the default demo runs no CTC ablation: the probe rows, and where the ablation is
     text = write_report(rows, {}, out, total_s=400)
