@@ -21,7 +21,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -33,23 +32,17 @@ SAMPLE_RATE = 16_000
 
 
 # -- machine, load, memory --------------------------------------------------------------------------
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
 def machine_name(device) -> str:
+    """The machine a figure came from, as ``ds-w2v env`` names it (CPU model and ISA, cores; the
+    GPU first on CUDA), and the torch threads the benchmark ran with."""
     import torch
 
+    from ..hardware import Machine
+
+    line = Machine.read().line()
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        return f"{torch.cuda.get_device_name(device)}; {line}"
+    return f"{line}, {torch.get_num_threads()} torch threads"
 
 
 def load_average() -> str:
