@@ -204,3 +204,14 @@ def apply_default_threads() -> tuple[int, str]:
     threads = default_threads(ranks)
     torch.set_num_threads(threads)
     return threads, f"{available_cores()} cores available / {ranks} rank(s) on this node"
+
+
+def data_workers(requested: int | str, device_type: str, ranks_per_node: int | None = None) -> int:
+    """``data.num_workers`` resolved: an integer as given; ``auto``: 0 on a CPU (its cores run the
+    compute threads), min(6, the rank's share of the cores - 1) on a GPU (fairseq BASE runs 6)."""
+    if requested != "auto":
+        return int(requested)
+    if device_type != "cuda":
+        return 0
+    per_rank = available_cores() // max(1, ranks_per_node or local_world_size())
+    return max(0, min(6, per_rank - 1))

@@ -73,3 +73,26 @@ def test_the_machine_line_names_cpu_isa_and_cores(monkeypatch):
     assert m.line().startswith("1 x NVIDIA H100; AMD EPYC")
     real = hardware.Machine.read()  # never raises on a machine without a GPU
     assert real.cores >= 1 and real.cpu
+
+
+def test_data_workers_auto_none_on_a_cpu_and_the_rank_share_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(hardware, "available_cores", lambda: 16)
+    assert hardware.data_workers("auto", "cpu", 1) == 0
+    assert hardware.data_workers("auto", "cuda", 1) == 6  # capped at BASE's 6
+    assert hardware.data_workers("auto", "cuda", 4) == 3  # 16 cores / 4 ranks - 1
+    assert hardware.data_workers("auto", "cuda", 16) == 0
+    assert hardware.data_workers(2, "cpu", 1) == 2 and hardware.data_workers(0, "cuda", 1) == 0
+
+
+def test_the_config_takes_auto_or_a_count_of_workers():
+    import pytest
+
+    from ds_w2v.train.config import load_config
+
+    c = load_config("pretrain_tiny", ["data.shards=x"])
+    assert c.data.num_workers == "auto"
+    c.validate()
+    assert load_config("pretrain_tiny", ["data.shards=x", "data.num_workers=3"]).data.num_workers == 3
+    for bad in ("-1", "many"):
+        with pytest.raises(ValueError, match=r"^config key data.num_workers: must be auto or an integer >= 0"):
+            load_config("pretrain_tiny", ["data.shards=x", f"data.num_workers={bad}"]).validate()

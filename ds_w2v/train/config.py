@@ -111,7 +111,12 @@ class DataConfig:
     """Pretraining crop cap in samples (15.6 s, fairseq)."""
     min_duration_s: float = 0.0
     max_duration_s: float | None = None
-    num_workers: int = 0
+    num_workers: int | str = "auto"
+    """DataLoader worker processes per rank (each decodes its own shards). ``auto``: none on a CPU
+    (the compute threads take every core: decoding in the training process costs less than workers
+    taking cores from them) and min(6, the rank's cores - 1) on a GPU (fairseq BASE: 6); see
+    ``ds_w2v.hardware.data_workers``. The batch order depends on it; a resume with another count
+    regroups the stream (exact for the samples, see ``data/loader.py``)."""
     shuffle_buffer: int = 256
     fill: float = 0.85
     """Expected batch fill, used to count batches per epoch from the index."""
@@ -279,6 +284,9 @@ class TrainConfig:
             bad("probe_every", f"must be >= 0, got {self.probe_every}")
         if self.probe.max_utterances < 1 or self.probe.epochs < 1:
             bad("probe", f"max_utterances and epochs must be >= 1, got {self.probe.max_utterances}, {self.probe.epochs}")
+        nw = self.data.num_workers
+        if nw != "auto" and not (isinstance(nw, int) and nw >= 0):
+            bad("data.num_workers", f"must be auto or an integer >= 0, got {nw!r}")
         if self.data.batch_s <= 0:
             bad("data.batch_s", "must be > 0")
         if self.global_batch_s <= 0:

@@ -24,10 +24,11 @@ from ..data.augment import check_augment
 from ..data.index import SplitIndex, read_split
 from ..data.mix import MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
+from ..hardware import data_workers
 from .config import TrainConfig, resolve_batch
 from .deepspeed_config import build_ds_config, find_ds_config, read_ds_config
-from .precision import resolve_precision
 from .distributed import run_device, world_from_env
+from .precision import resolve_precision
 
 
 def world_plan(world_size: int | None = None) -> dict[str, Any]:
@@ -220,7 +221,7 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     if mix:  # the epoch figures above are the first corpus's; the mix's are per corpus
         batch["train_s"] = sum(s.total_s for _, s, _ in run.mix)
         batch["train_hours"] = batch["train_s"] / 3600
-    shards = shard_plan(train, n, config.seed, config.data.num_workers)
+    shards = shard_plan(train, n, config.seed, data_workers(config.data.num_workers, device_type))
     notes = []
     if train.num_shards < n:
         notes.append(f"{train.num_shards} train shards for {n} ranks: every rank reads every shard and keeps 1/{n} "

@@ -31,7 +31,7 @@ from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import UNREACHABLE_SHARD, NoUsableData, StreamConfig
-from ..hardware import Machine, apply_default_threads
+from ..hardware import Machine, apply_default_threads, data_workers
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, read_ds_config
@@ -147,7 +147,7 @@ class Trainer:
         self.stream_config = StreamConfig(
             kind=self.task.stream_kind, batch_s=d.batch_s, fill=d.fill, max_sample_size=d.max_sample_size,
             min_duration_s=d.min_duration_s, max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer,
-            seed=config.seed, num_workers=d.num_workers, pin_memory=use_cuda,
+            seed=config.seed, num_workers=data_workers(d.num_workers, self.device.type), pin_memory=use_cuda,
             augment=d.augment if d.augment.active else None,  # the evaluator's streams never carry it
         )
         if d.augment.active and self.is_rank0:
@@ -317,7 +317,10 @@ class Trainer:
             for k, v in res.logs.items():
                 sums[k] = sums.get(k, 0.0) + v * weight
         # one collective per update, the same answers on every rank: did a rank meet a non-finite
-        # loss, and (rank 0's clock) is the time budget spent
+        # loss, and (rank 0's clock) is the time budget spent. The clock stops once the device has
+        # run the update's kernels, the optimizer step's included (the collective waits for them anyway)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         dt = time.perf_counter() - t0
         out_of_time = self.is_rank0 and cfg.max_train_s is not None and self.state.train_time_s + dt >= cfg.max_train_s
         flags = torch.stack([1 - finite, torch.tensor(float(out_of_time), device=self.device)])
@@ -330,8 +333,10 @@ class Trainer:
         self.module.set_num_updates(self.update)
         self.state.train_time_s += dt
         flops = 0.0
-        if self.peak:
-            flops = sum(self.task.update_flops(self.module.config, list(b.lengths_list)) for b in batches)
+        if self.peak:  # what ran: the blocks LayerDrop kept at the update just done; backward where gradients flowed
+            kept = len(self.module.wav2vec2.encoder.layers_to_run(self.update - 1))
+            flops = sum(self.task.update_flops(self.module.config, list(b.lengths_list), layers=kept,
+                                               backbone_frozen=frozen) for b in batches)
         self._window.add(sums, audio_s=total_s, update_s=dt, data_s=data_s, flops=flops, lr=lr)
         return True
 
