@@ -21,6 +21,15 @@ ranks with :func:`merge_rank_states` before a checkpoint is written), split over
 for ``batches_per_epoch`` of their audio; the next epoch is a normal one. No shard is read twice
 in the epoch; the unread part of the shards open at the save (and the shuffle buffers) is left
 out of it.
+
+**Workers.** With ``num_workers > 0`` a training stream's ``DataLoader`` workers are started once
+and kept from epoch to epoch (``persistent_workers``): the epoch, its batch count, the resume
+position and its shards are written to a small shared-memory tensor before each epoch
+(:class:`_EpochPlan`), and each worker reads it when the epoch's iteration starts. A new
+``DataLoader`` per epoch would start (fork, import, open shards) ``num_workers`` processes at
+every epoch boundary: with short epochs, the data wait and end-to-end audio-s/s would measure
+worker start-up. The batches are the same either way (each epoch's stream is a function of the
+plan alone).
 """
 from __future__ import annotations
 
@@ -40,6 +49,35 @@ log = logging.getLogger(__name__)
 
 def _passthrough(item: Any) -> Any:  # module level: DataLoader workers may need to pickle it
     return item
+
+
+class _EpochPlan(torch.utils.data.IterableDataset):
+    """A training stream's epochs for persistent DataLoader workers: :meth:`set` (the loader, before
+    each epoch) writes what defines the epoch into shared memory; a worker's iteration reads it
+    when it starts (after the DataLoader's reset, so always the plan just written)."""
+
+    _HEAD = 4  # epoch, batch count, batches to skip, number of shard indices that follow (-1: every shard)
+
+    def __init__(self, urls: Sequence[str], config: StreamConfig, rank: int, world_size: int):
+        super().__init__()
+        self.urls, self.config, self.rank, self.world_size = list(urls), config, rank, world_size
+        # int64 [4 + shards]; shared: forked (or spawned) workers see the loader's writes
+        self.plan = torch.zeros(self._HEAD + len(self.urls), dtype=torch.int64).share_memory_()
+
+    def set(self, epoch: int, num_batches: int, skip: int, shards: Sequence[int] | None) -> None:
+        head = [epoch, num_batches, skip, -1 if shards is None else len(shards)]
+        self.plan[: self._HEAD] = torch.tensor(head, dtype=torch.int64)
+        if shards is not None:
+            self.plan[self._HEAD: self._HEAD + len(shards)] = torch.tensor(list(shards), dtype=torch.int64)
+
+    def stream(self) -> ShardStream:
+        epoch, num_batches, skip, n = self.plan[: self._HEAD].tolist()
+        urls = self.urls if n < 0 else [self.urls[i] for i in self.plan[self._HEAD: self._HEAD + n].tolist()]
+        return ShardStream(urls, self.config, rank=self.rank, world_size=self.world_size, epoch=epoch,
+                           num_batches=num_batches, skip=skip)
+
+    def __iter__(self) -> Iterator[tuple[Batch, StreamStats]]:
+        yield from self.stream()  # a generator: the plan is read at the worker's first batch request
 
 
 def dist_rank_world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -94,6 +132,9 @@ class StreamingLoader:
         """Indices of the shards begun in the current epoch, as of the batches yielded."""
         self.stats = StreamStats()
         """Everything streamed by this loader since it was built (all epochs, all workers)."""
+        self._plan: _EpochPlan | None = None
+        self._workers: torch.utils.data.DataLoader | None = None
+        """A training stream's DataLoader, its workers kept across epochs (module docstring)."""
 
     @classmethod
     def from_split(cls, split: SplitIndex, config: StreamConfig, **kwargs: Any) -> "StreamingLoader":
@@ -117,15 +158,19 @@ class StreamingLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         urls = self.urls if self.rest is None else [self.urls[i] for i in self.rest[0]]
-        dataset = ShardStream(
+        dataset = ShardStream(  # built here also when workers stream: a bad plan is refused in this process
             urls, self.config, rank=self.rank, world_size=self.world_size, epoch=self.epoch,
             num_batches=self.epoch_batches, skip=self.batches_in_epoch,
         )
         cfg = self.config
-        if cfg.num_workers > 0:
+        if cfg.num_workers > 0 and cfg.loop:
+            self._plan_workers().set(self.epoch, self.epoch_batches, self.batches_in_epoch,
+                                     None if self.rest is None else self.rest[0])
+            pairs = iter(self._workers)  # the same workers, reset to the plan just written
+        elif cfg.num_workers > 0:  # a single pass (evaluation): one epoch per loader, no workers to keep
             pairs = iter(torch.utils.data.DataLoader(
                 dataset, batch_size=None, num_workers=cfg.num_workers, collate_fn=_passthrough,
-                pin_memory=cfg.pin_memory, prefetch_factor=cfg.prefetch_factor,
+                pin_memory=cfg.pin_memory, prefetch_factor=cfg.prefetch_factor, generator=self._seeds(),
             ))
         else:
             pairs = iter(dataset)
@@ -144,6 +189,32 @@ class StreamingLoader:
                 f"{self.epoch_batches} batches; the equal-count guarantee is broken"
             )
         self.set_epoch(self.epoch + 1)
+
+    def _seeds(self) -> torch.Generator:
+        """The DataLoader's own generator for its workers' base seed: without one it draws from the
+        global torch RNG at every iterator it starts, so the training's random stream (masks,
+        dropout) would depend on when epochs start and runs resume. The stream itself uses no
+        worker seed (its randomness is seeded from ``config.seed``, epoch, rank and slot)."""
+        return torch.Generator().manual_seed(self.config.seed)
+
+    def _plan_workers(self) -> _EpochPlan:
+        """The shared epoch plan, and the persistent-worker DataLoader reading it (started once)."""
+        if self._plan is None or self._workers is None:
+            cfg = self.config
+            self._plan = _EpochPlan(self.urls, cfg, self.rank, self.world_size)
+            self._workers = torch.utils.data.DataLoader(
+                self._plan, batch_size=None, num_workers=cfg.num_workers, collate_fn=_passthrough,
+                pin_memory=cfg.pin_memory, prefetch_factor=cfg.prefetch_factor, persistent_workers=True,
+                generator=self._seeds(),
+            )
+        return self._plan
+
+    def close(self) -> None:
+        """Stop the kept workers now (they stop anyway when the loader is collected)."""
+        workers, self._workers, self._plan = self._workers, None, None
+        iterator = getattr(workers, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
 
     # -- resumable position -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
