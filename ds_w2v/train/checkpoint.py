@@ -277,6 +277,32 @@ def save(engine, run_dir: Path, tag: str, client_state: dict[str, Any], keep_las
     return tag
 
 
+# a filesystem with less free space than this after a failed write is taken to be full: torch's
+# zip writer reports a full disk as "unexpected pos" / "file write failed", not as ENOSPC
+FULL_DISK_BYTES = 64 * 2**20
+_FULL_DISK_ERRNOS = (28, 122)  # ENOSPC, EDQUOT (Linux)
+
+
+def save_failure(e: BaseException, run_dir: Path) -> str:
+    """Why a save failed, in a few words: "no space left on device (12 MiB free on RUN_DIR's
+    filesystem)" where that is the cause, else the exception's own first line."""
+    chain, seen = e, set()
+    while chain is not None and id(chain) not in seen:  # ENOSPC anywhere in the chain
+        seen.add(id(chain))
+        if isinstance(chain, OSError) and chain.errno in _FULL_DISK_ERRNOS:
+            break
+        chain = chain.__cause__ or chain.__context__
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        free = None
+    where = f" ({free / 2**20:,.0f} MiB free on the filesystem of {run_dir})" if free is not None else ""
+    if chain is not None or (free is not None and free < FULL_DISK_BYTES):
+        return "no space left on device" + where
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}"
+
+
 def _new_best_tag(run_dir: Path, update: int) -> str:
     # every rank computes it (DeepSpeed wants one tag): from the shared ``best`` pointer, which
     # only moves inside _commit_best, between barriers

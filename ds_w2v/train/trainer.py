@@ -47,6 +47,7 @@ from .plan import read_splits
 from .precision import resolve_precision
 from .probing import PhoneProbe
 from .run_dir import check_shared_run_dir
+from .run_lock import RunLock, die_with_launcher
 from .schedule import learning_rate
 from .state import TrainerState
 from .tasks import TASK_CLASSES, load_init
@@ -94,6 +95,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, local_rank: int | None = None):
         self.config = config
+        die_with_launcher()  # a rank never trains on after its launcher is gone
         rank, world, env_local_rank = world_from_env()
         self.rank, self.world = rank, world
         local_rank = env_local_rank if local_rank is None else local_rank
@@ -131,6 +133,8 @@ class Trainer:
             model.wav2vec2.encoder.checkpoint_layers = set(range(n)) if ac == "all" else {i for i in ac if 0 <= i < n}
         self.compiled = compile_model(model, config.compile)  # before deepspeed.initialize wraps it
         self.run_dir = Path(config.run_dir)
+        # one writer per run directory, taken before anything is written into it
+        self.lock = RunLock(self.run_dir).acquire() if self.is_rank0 else None
         if self.is_rank0:
             ckpt.write_model_meta(self.run_dir, model)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
@@ -233,6 +237,14 @@ class Trainer:
         ckpt.save(self.engine, self.run_dir, tag or ckpt.tag_for(self.update), self.state_dict(),
                   self.config.keep_last, self.is_rank0, save_latest=latest, rank=rank)
 
+    def _save_failed(self, what: str, e: BaseException) -> str:
+        """The one line every failed save says: what, where, why (a full disk named as such), and
+        the complete checkpoints the pointers still name (a save removes its partial tag)."""
+        best = ckpt.best_tag(self.run_dir)
+        return (f"update {self.update}: {what} in {ckpt.ckpt_dir(self.run_dir)} not written "
+                f"({ckpt.save_failure(e, self.run_dir)}); checkpoints/latest still names "
+                f"{ckpt.latest_tag(self.run_dir)}" + (f", checkpoints/best {best}" if best else ""))
+
     def _periodic_save(self, final: bool = False) -> bool:
         """Save at this update. A save that fails (full disk: OSError, or torch.save's RuntimeError)
         leaves ``latest`` on the previous checkpoint; one process logs it and trains on to the next
@@ -242,14 +254,23 @@ class Trainer:
             self.save()
         except (OSError, RuntimeError) as e:
             self.failed_saves += 1
-            msg = (f"update {self.update}: checkpoint {ckpt.tag_for(self.update)} not written "
-                   f"({type(e).__name__}: {e}); checkpoints/latest still names {ckpt.latest_tag(self.run_dir)}")
+            msg = self._save_failed(f"checkpoint {ckpt.tag_for(self.update)}", e)
             if final or self.world > 1 or self.failed_saves >= 2:
                 raise TrainingAborted(msg + "; free space and resume from it") from e
             log.error("%s; training goes on, next save at update %d", msg, self.update + self.config.save_every)
             return False
         self.failed_saves = 0
         return True
+
+    def _best_save(self, rank: ckpt.BestRank) -> None:
+        """Save a best-on-dev checkpoint (and its ``keep_best`` record). A failure stops the run
+        cleanly, as a failed last save does: it resumes from ``latest`` and reaches this update's dev
+        evaluation again, so the resumed run equals the uninterrupted one."""
+        try:
+            self.save("best", latest=False, rank=rank)
+        except (OSError, RuntimeError) as e:
+            raise TrainingAborted(self._save_failed(f"best checkpoint (dev {self.task.best_metric} "
+                                                    f"{rank.value:.4g})", e) + "; free space and resume") from e
 
     def _resume(self) -> None:
         if ckpt.latest_tag(self.run_dir) is None:
@@ -383,7 +404,7 @@ class Trainer:
                         self.update, self.state.bad_in_a_row, self.bad_total)
         self.logger.log(self.update, {"train/skipped_updates": self.bad_total})
         if self.state.bad_in_a_row >= self.config.max_bad_updates:
-            self.save()
+            self._periodic_save(final=True)
             raise TrainingAborted(
                 f"stopped after {self.state.bad_in_a_row} non-finite updates in a row (train.max_bad_updates); "
                 f"the parameters were not changed by them and are saved in {ckpt.ckpt_dir(self.run_dir)} "
@@ -412,7 +433,7 @@ class Trainer:
         # keep_best > 1: a value among the N best so far is kept too (ds-w2v average --best N)
         rank = ckpt.BestRank(float(value), self.task.higher_is_better, self.config.keep_best, new_best)
         if new_best or ckpt.ranks_among_bests(self.run_dir, rank):
-            self.save("best", latest=False, rank=rank)
+            self._best_save(rank)
             if self.is_rank0 and new_best:
                 log.info("update %d: new best dev %s = %.4f", self.update, self.task.best_metric, value)
 
@@ -452,6 +473,8 @@ class Trainer:
             return self.finish()
         finally:
             self.logger.close()
+            if self.lock is not None:
+                self.lock.release()
 
     def finish(self) -> dict[str, Any]:
         """Score every test split once, with the best-on-dev checkpoint when there is one.
