@@ -122,10 +122,18 @@ class Task:
         """Whether only the head trains at this update (fairseq freeze_finetune_updates)."""
         return update < self.config.freeze_transformer_updates
 
-    def update_flops(self, model_config, lengths: list[int]) -> float:
-        """Forward + backward FLOPs of one batch of utterances of ``lengths`` samples; a head
-        other than pretraining's costs next to nothing and is left out (``flops.py``)."""
-        return update_flops(model_config, lengths, pretrain=False)
+    pretrain_head = False
+    """Whether the model's head is pretraining's (projections, quantizer, similarities: counted in
+    MFU); a fine-tuning head costs next to nothing and is left out (``flops.py``)."""
+
+    def update_flops(self, model_config, lengths: list[int], layers: int | None = None,
+                     backbone_frozen: bool = False) -> float:
+        """Forward + backward FLOPs of one batch of utterances of ``lengths`` samples, counting what
+        ran: ``layers`` transformer blocks (those LayerDrop kept; default all), no backward through a
+        frozen conv encoder (``feature_grad_mult = 0``: fine-tuning's default) nor, while
+        ``backbone_frozen``, through the backbone (``flops.update_flops``)."""
+        return update_flops(model_config, lengths, pretrain=self.pretrain_head, layers=layers,
+                            backbone_backward=not backbone_frozen)
 
     # -- training --------------------------------------------------------------------------------
     def step(self, model, batch: Batch) -> StepResult:

@@ -3,7 +3,6 @@ codebook diversity and feature penalties; dev loss chooses the best checkpoint."
 from __future__ import annotations
 
 from ...data.batching import PRETRAIN
-from ..flops import update_flops
 from .base import StepResult, Task, device_figure, model_inputs
 
 
@@ -14,12 +13,10 @@ class PretrainTask(Task):
     best_metrics = {"loss": False, "contrastive": False, "acc": True}
     best_metric = "loss"
     scores_test = False  # the figures of a pretraining run are its dev losses
+    pretrain_head = True  # MFU counts its projections, quantizer and similarities
 
     def backbone_frozen(self, update):
         return False  # freeze_transformer_updates is a fine-tuning key
-
-    def update_flops(self, model_config, lengths):
-        return update_flops(model_config, lengths, pretrain=True)  # projections, quantizer, similarities
 
     def step(self, model, batch):
         audio, lengths = model_inputs(batch, model)
