@@ -4,6 +4,8 @@ GPU DeepSpeed configs name ``"optimizer": {"type": "AdamW"}``, which DeepSpeed b
 (a CUDA op, JIT-compiled with nvcc) or, under ``offload_optimizer``, DeepSpeedCPUAdam (a C++ op).
 Where that op cannot be built (no nvcc, a CUDA version mismatch, no compiler) the run uses torch's
 AdamW instead, with one warning, rather than failing at start-up: ``choose_optimizer`` decides.
+A failure is remembered (``op_record.py``: in this process, and for every process given
+``DS_W2V_OP_RECORD``), so that the build is not tried again for each engine or each run.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from . import op_record
 from .config import OptimConfig
 
 log = logging.getLogger("ds_w2v.train")
@@ -47,7 +50,13 @@ class OptimizerChoice:
 
 def probe_op_builder(builder_name: str) -> OpBuild:
     """Build or load DeepSpeed's op ``builder_name`` (``FusedAdamBuilder``, ``CPUAdamBuilder``) as its
-    optimizer would on first use; a success leaves it in torch's extension cache for that use."""
+    optimizer would on first use; a success leaves it in torch's extension cache for that use.
+
+    A failure recorded by an earlier attempt (``op_record``) is answered at once, without building:
+    a failed build fails again, and a cut-short one (the GPU check's timeout) would wait on its lock."""
+    recorded = op_record.recorded_failure(builder_name)
+    if recorded is not None:
+        return OpBuild(f"{recorded} [recorded earlier; not retried]", 0.0)
     start = time.perf_counter()
     try:
         from deepspeed.ops import op_builder
@@ -61,6 +70,9 @@ def probe_op_builder(builder_name: str) -> OpBuild:
     except Exception as e:  # noqa: BLE001 -- whatever stops the build (nvcc, CUDA, compiler) means torch's AdamW
         lines = str(e).strip().splitlines()
         error = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    if error is not None:
+        error = error.strip().splitlines()[0] if error.strip() else "failed"
+        op_record.record_failure(builder_name, error)
     return OpBuild(error, time.perf_counter() - start)
 
 

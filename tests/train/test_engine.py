@@ -192,3 +192,79 @@ def test_build_engine_steps_with_torch_adamw_when_the_op_fails(process_group, mo
         torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)
     # AdamW's first step moves a weight by lr * g / (|g| + eps) + lr * wd * w: ~lr at most
     assert (ds_engine.module.weight.detach() - initial).abs().max().item() == pytest.approx(0.003, rel=0.02)
+
+
+# -- a failed build is recorded, and not tried again (op_record.py) ----------------------------------------
+class _CountingBrokenBuild:
+    loads = 0
+
+    def is_compatible(self):
+        return True
+
+    def load(self):
+        type(self).loads += 1
+        raise RuntimeError("Error building extension 'fused_adam'\nninja: build stopped")
+
+
+class _MustNotBuild:
+    def __init__(self):
+        raise AssertionError("built although a failure was recorded")
+
+
+@pytest.fixture
+def fresh_record(monkeypatch):
+    from ds_w2v.train import op_record
+
+    op_record.forget_failures()
+    monkeypatch.delenv(op_record.ENV, raising=False)
+    yield op_record
+    op_record.forget_failures()
+
+
+def test_a_failed_build_is_not_retried_in_the_same_process(monkeypatch, fresh_record):
+    op_builder = pytest.importorskip("deepspeed.ops.op_builder")
+    _CountingBrokenBuild.loads = 0
+    monkeypatch.setattr(op_builder, "CountingBrokenBuilder", _CountingBrokenBuild, raising=False)
+    first = probe_op_builder("CountingBrokenBuilder")
+    second = probe_op_builder("CountingBrokenBuilder")
+    assert first.error == "RuntimeError: Error building extension 'fused_adam'"
+    assert second.error.startswith(first.error) and "not retried" in second.error and second.build_s == 0.0
+    assert _CountingBrokenBuild.loads == 1
+
+
+def test_a_failure_recorded_by_another_process_goes_straight_to_torch_adamw(tmp_path, monkeypatch, fresh_record):
+    op_builder = pytest.importorskip("deepspeed.ops.op_builder")
+    monkeypatch.setenv(fresh_record.ENV, str(tmp_path / "record"))
+    # what the GPU check's ops step writes after killing a build that ran past its timeout
+    fresh_record.record_failure("FusedAdamBuilder", "build cut after 96 s by the GPU check")
+    fresh_record.forget_failures()  # this process did not see it happen: only the file says so
+    monkeypatch.setattr(op_builder, "FusedAdamBuilder", _MustNotBuild)
+    config, ds = _gpu_ds("ds_configs/zero2.json")
+    choice = choose_optimizer(ds, config.optim, "cuda", probe_op_builder)
+    assert "optimizer" not in choice.ds_config and choice.adamw["lr"] == config.optim.lr
+    assert "build cut after 96 s by the GPU check [recorded earlier; not retried]" in choice.warning
+
+
+def test_a_failure_here_is_written_for_the_next_process(tmp_path, monkeypatch, fresh_record):
+    op_builder = pytest.importorskip("deepspeed.ops.op_builder")
+    monkeypatch.setenv(fresh_record.ENV, str(tmp_path / "record"))
+    monkeypatch.setattr(op_builder, "BrokenBuilder", _BrokenBuild, raising=False)
+    assert probe_op_builder("BrokenBuilder").error == "RuntimeError: Error building extension 'cpu_adam'"
+    assert (tmp_path / "record" / "BrokenBuilder.failed").read_text() == \
+        "RuntimeError: Error building extension 'cpu_adam'\n"
+
+
+def test_stale_locks_are_found_where_torch_builds(tmp_path, fresh_record):
+    cache = tmp_path / "cache"
+    for folder in ("py312_cu130/fused_adam", "py311_cpu/fused_adam", "py312_cu130/cpu_adam"):
+        (cache / "torch_extensions" / folder).mkdir(parents=True)
+        (cache / "torch_extensions" / folder / "lock").write_text("")
+    env = {"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path)}
+    assert [p.relative_to(cache).as_posix() for p in fresh_record.stale_locks("FusedAdamBuilder", env)] == [
+        "torch_extensions/py311_cpu/fused_adam/lock", "torch_extensions/py312_cu130/fused_adam/lock"]
+    flat = tmp_path / "ext"
+    (flat / "fused_adam").mkdir(parents=True)
+    (flat / "fused_adam" / "lock").write_text("")
+    assert fresh_record.stale_locks("FusedAdamBuilder", {"TORCH_EXTENSIONS_DIR": str(flat)}) == [
+        flat / "fused_adam" / "lock"]
+    assert fresh_record.stale_locks("NoSuchBuilder", env) == []
