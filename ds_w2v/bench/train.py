@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "flops.py's table on GPU; on CPU MFU is printed only with this "
                         "(cores x FMA units x SIMD lanes x 2 x GHz / 1000, docs/benchmarks.md)")
     p.add_argument("--no-hf", action="store_true", help="time ours only")
-    p.add_argument("--json", help="append one JSON line per configuration to this file")
+    p.add_argument("--json", help="append one JSON line per configuration to this file, as each is done")
 
 
 def parse_peak(text: str) -> dict[str, float]:
@@ -255,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
 
     load_before = load_average()
     rows = []
+    date = time.strftime("%Y-%m-%d %H:%M %Z")
     for preset in presets:
         for stage in stages:
             for precision in precisions:
@@ -270,9 +271,13 @@ def run(args: argparse.Namespace) -> int:
                     phases = time_models(candidates, args.steps, args.warmup, device)
                 peak = peak_for(args, device, precision)[0]
                 rows.append(make_row(preset, stage, precision, device, args, phases, model_config, peak, error))
+                if args.json:  # each row as it is done: a run cut short (a time limit) keeps the rows it made
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps({**rows[-1], "date": date, "machine": machine,
+                                            "load_average": load_since(load_before),
+                                            "command": command_line(args)}) + "\n")
                 print(f"bench train: {preset} ZeRO-{stage} {precision} done", file=sys.stderr, flush=True)
 
-    date = time.strftime("%Y-%m-%d %H:%M %Z")
     # other jobs on the machine slow every figure alike (the models alternate); say how many there were
     load = load_since(load_before)
     peaks = ", ".join(f"{p}: {v / 1e12:g} TFLOP/s ({src})" if v else f"{p}: none ({src})"
@@ -289,9 +294,4 @@ def run(args: argparse.Namespace) -> int:
         "plain PyTorch + fused AdamW + autocast; ours/HF = ratio of seconds per update (< 1: ours faster)",
     ]
     print("\n".join(header + format_table(rows)))
-    if args.json:
-        with open(args.json, "a") as f:
-            for r in rows:
-                f.write(json.dumps({**r, "date": date, "machine": machine, "load_average": load,
-                                    "command": command_line(args)}) + "\n")
     return 0

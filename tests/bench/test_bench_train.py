@@ -67,3 +67,24 @@ def test_peak_option():
     assert parse_peak("fp32=0.38, bf16=0.77") == {"fp32": 0.38, "bf16": 0.77}
     with pytest.raises(Exception, match="DTYPE=TFLOPS"):
         parse_peak("fast")
+
+
+def test_each_row_is_written_as_it_finishes(tmp_path, monkeypatch):
+    """A bench cut short (the GPU check's time limit kills it) keeps the rows it had finished."""
+    from ds_w2v.bench import train as bench_train
+
+    real, done = bench_train.time_models, []
+
+    def time_then_die(*args, **kwargs):
+        if done:  # the second configuration: the process is killed while it runs
+            raise KeyboardInterrupt
+        done.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench_train, "time_models", time_then_die)
+    path = tmp_path / "b.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        cli([*FAST, "--zero", "1,2", "--precisions", "fp32", "--json", str(path)])
+    (line,) = path.read_text().splitlines()
+    row = json.loads(line)
+    assert row["zero"] == 1 and row["ours_s"] > 0 and "command" in row
