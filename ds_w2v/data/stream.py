@@ -45,6 +45,7 @@ from ds_w2v.data.batching import (
     BATCH_KINDS, DEFAULT_BUCKETS_S, MAX_SAMPLE_SIZE, PRETRAIN, Batch, CollateStats,
     DurationBatcher, Utterance, collate,
 )
+from ds_w2v.data.deadline import DeadlineReader, ReadTimeout
 from ds_w2v.data.shard_format import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ class StreamConfig:
     stream's definition: resume with the same value."""
     prefetch_factor: int = 2
     pin_memory: bool = False
+    read_timeout_s: float | None = 180.0
+    """A shard read through a command (http(s) via curl, ``pipe:``) that sends nothing for this
+    long is skipped as unreachable (or damaged, if it stalls midway): a warning, counted, the other
+    shards go on (:mod:`ds_w2v.data.deadline`). None or 0: wait forever."""
     augment: AugmentConfig | None = None
     """Training streams only (``loop=True``): speed perturbation, reverberation and additive noise
     (:mod:`ds_w2v.data.augment`); None or an inactive config: none. Part of the stream's
@@ -124,6 +129,8 @@ class StreamConfig:
             raise ValueError(f"data.batch_s must be > 0, got {self.batch_s}")
         if not 0 < self.fill <= 1:
             raise ValueError(f"data.fill must be in (0, 1], got {self.fill}")
+        if self.read_timeout_s is not None and self.read_timeout_s < 0:
+            raise ValueError(f"data.read_timeout_s must be >= 0 seconds, got {self.read_timeout_s}")
         if self.num_workers < 0 or self.shuffle_buffer < 0:
             raise ValueError("data.num_workers and data.shuffle_buffer must be >= 0")
         self.bucket_boundaries_s = tuple(self.bucket_boundaries_s)
@@ -424,8 +431,6 @@ class ShardStream(torch.utils.data.IterableDataset):
     ) -> Iterator[dict[str, Any]]:
         """The raw samples of one shard; a failure is counted once (``unreachable_shard`` when no
         sample came out and nothing could be read, else ``bad_shard``) and ends the shard."""
-        import webdataset as wds
-
         damaged = False
         read = 0  # samples out of this shard so far
 
@@ -441,14 +446,28 @@ class ShardStream(torch.utils.data.IterableDataset):
                     pending.stats.skip(S.BAD_SHARD, url, f"{type(exn).__name__}: {exn}"[:300])
             return True  # skip what is left of the damaged part and go on
 
-        # seed=0: WebDataset would otherwise draw a seed from the global `random` state
-        dataset = wds.WebDataset(
-            [url], handler=handler, shardshuffle=False, nodesplitter=None, workersplitter=None,
-            empty_check=False, seed=0,
-        )
-        for raw in dataset:
-            read += 1
-            yield raw
+        # WebDataset's own stages for one URL (StreamingOpen, tar_file_expander, group_by_keys: what
+        # wds.WebDataset([url], shardshuffle=False) runs), with the stream of a URL read through a
+        # command (curl, pipe:) under the read deadline; a local file cannot stall
+        from webdataset.cache import StreamingOpen
+        from webdataset.tariterators import group_by_keys, tar_file_expander
+
+        streams = []
+
+        def opened():
+            for source in StreamingOpen(handler=handler)([url]):
+                if "local_path" not in source and self.config.read_timeout_s:
+                    source = {**source, "stream": DeadlineReader(source["stream"], self.config.read_timeout_s)}
+                streams.append(source["stream"])
+                yield source
+
+        try:
+            for raw in group_by_keys(tar_file_expander(opened(), handler=handler), handler=handler):
+                read += 1
+                yield raw
+        finally:
+            for stream in streams:
+                stream.close()
 
 
 def _unreachable(exn: Exception) -> str | None:
@@ -461,6 +480,8 @@ def _unreachable(exn: Exception) -> str | None:
     import subprocess
     import tarfile
 
+    if isinstance(exn, ReadTimeout):
+        return str(exn.strerror)
     pipe = next((a for a in exn.args if hasattr(a, "proc") and hasattr(a.proc, "wait")), None)
     empty = isinstance(exn, tarfile.ReadError) and "empty file" in str(exn.args[0] if exn.args else "")
     if pipe is not None and (empty or isinstance(exn, OSError)):

@@ -118,6 +118,9 @@ class DataConfig:
     ``ds_w2v.hardware.data_workers``. The batch order depends on it; a resume with another count
     regroups the stream (exact for the samples, see ``data/loader.py``)."""
     shuffle_buffer: int = 256
+    read_timeout_s: float | None = 180.0
+    """A shard read through a command (https via curl, ``pipe:``) that sends nothing for this many
+    seconds is skipped (warning, counted as ``unreachable_shard``; the rest go on). None: no limit."""
     fill: float = 0.85
     """Expected batch fill, used to count batches per epoch from the index."""
     prefetch: bool = False
@@ -284,6 +287,8 @@ class TrainConfig:
             bad("probe_every", f"must be >= 0, got {self.probe_every}")
         if self.probe.max_utterances < 1 or self.probe.epochs < 1:
             bad("probe", f"max_utterances and epochs must be >= 1, got {self.probe.max_utterances}, {self.probe.epochs}")
+        if self.data.read_timeout_s is not None and not self.data.read_timeout_s > 0:
+            bad("data.read_timeout_s", f"must be > 0 seconds (or null: no limit), got {self.data.read_timeout_s}")
         nw = self.data.num_workers
         if nw != "auto" and not (isinstance(nw, int) and nw >= 0):
             bad("data.num_workers", f"must be auto or an integer >= 0, got {nw!r}")

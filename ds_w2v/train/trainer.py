@@ -151,6 +151,7 @@ class Trainer:
         self.stream_config = StreamConfig(
             kind=self.task.stream_kind, batch_s=d.batch_s, fill=d.fill, max_sample_size=d.max_sample_size,
             min_duration_s=d.min_duration_s, max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer,
+            read_timeout_s=d.read_timeout_s,
             seed=config.seed, num_workers=data_workers(d.num_workers, self.device.type), pin_memory=use_cuda,
             augment=d.augment if d.augment.active else None,  # the evaluator's streams never carry it
         )
