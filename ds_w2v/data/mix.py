@@ -164,7 +164,7 @@ def _checked(source: MixSource) -> MixSource:
 
 # -- the indexes ---------------------------------------------------------------------------------
 def read_mix(
-    sources: Sequence[MixSource], url_prefix: str | None = None, *, check_targets: bool = True,
+    sources: Sequence[MixSource], url_prefix: str | None = None, *, check_targets: bool | Sequence[str] = True,
 ) -> list[tuple[SplitIndex, float]]:
     """``[(SplitIndex, weight)]`` of the sources, in order: what :class:`MixedLoader` takes.
 
@@ -187,22 +187,32 @@ def read_mix(
             owner[url] = source
         out.append((index, source.weight))
     if check_targets:
-        check_same_targets([(s.entry, index) for s, (index, _) in zip(sources, out)])
+        what = TARGETS if check_targets is True else tuple(check_targets)
+        check_same_targets([(s.entry, index) for s, (index, _) in zip(sources, out)], what)
     return out
 
 
-def check_same_targets(named: Sequence[tuple[str, SplitIndex]]) -> None:
-    """Refuse splits whose CTC vocabularies or class label sets differ (``ValueError`` naming the
-    first entry and the one that differs): one head cannot be trained on both. Also for the dev
-    split against the mix: ``check_same_targets([("data.shards", dev), *named])``."""
+TARGETS = ("vocabulary", "label set")
+
+
+def check_same_targets(named: Sequence[tuple[str, SplitIndex]], what: Sequence[str] = TARGETS) -> None:
+    """Refuse splits whose CTC vocabularies or class label sets (``what``: the ones the task trains
+    on) differ (``ValueError`` naming the first entry and the one that differs): one head cannot be
+    trained on both. Also for the dev split against the mix: ``check_same_targets([("data.shards",
+    dev), *named])``."""
     if not named:
         return
     first, ref = named[0]
     for name, index in named[1:]:
-        for what, mine, theirs in (("vocabulary", index.vocab, ref.vocab), ("label set", index.labels, ref.labels)):
-            if mine != theirs:
-                raise ValueError(f"{_WHAT}: {name!r} has a different {what} from {first!r} "
-                                 f"({_difference(mine, theirs)}); a mix must share one")
+        for kind, mine, theirs in (("vocabulary", index.vocab, ref.vocab), ("label set", index.labels, ref.labels)):
+            if kind not in what or mine == theirs:
+                continue
+            if mine is None or theirs is None:  # one corpus has no targets at all: say that, not "different"
+                lacking, having = (name, first) if mine is None else (first, name)
+                raise ValueError(f"{_WHAT}: {lacking!r} has no {kind}, where {having!r} has one: an unlabelled "
+                                 f"corpus cannot train this head (pretraining takes it)")
+            raise ValueError(f"{_WHAT}: {name!r} has a different {kind} from {first!r} "
+                             f"({_difference(mine, theirs)}); a mix must share one")
 
 
 def _difference(mine: Any, theirs: Any) -> str:

@@ -85,7 +85,12 @@ def read_index(shard_dir: str | Path) -> dict[str, Any]:
     path = Path(shard_dir) / INDEX_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no dataset index; run `ds-w2v prepare` first")
-    index = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); a damaged dataset index: run `ds-w2v prepare` again") from None
+    if not isinstance(index, dict):
+        raise ValueError(f"{path}: not a ds_w2v dataset index (a JSON {type(index).__name__}, not an object)")
     missing = [k for k in INDEX_FIELDS if k not in index]
     if missing:
         raise ValueError(f"{path}: not a ds_w2v dataset index (missing {missing})")

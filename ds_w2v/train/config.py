@@ -16,6 +16,7 @@ DeepSpeed micro-batch), so no ``"auto"`` ever reaches DeepSpeed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -277,6 +278,9 @@ class TrainConfig:
             bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not self.data.shards:
             bad("data.shards", "is required (a directory made by `ds-w2v prepare`)")
+        if self.data.train is not None and len(self.data.train) == 0:
+            bad("data.train", "is an empty list: name the corpora to train on, or leave it out (null) to train on "
+                              f"data.shards' {self.data.train_split!r} split")
         if self.data.shard_url_prefix:
             from ..data.index import url_prefix_problem
 
@@ -307,10 +311,24 @@ class TrainConfig:
             bad("schedule.kind", f"{self.schedule.kind!r} is not polynomial or tri_stage")
         if self.schedule.kind == "tri_stage" and abs(sum(self.schedule.phase_ratio) - 1.0) > 1e-6:
             bad("schedule.phase_ratio", f"must sum to 1, got {self.schedule.phase_ratio}")
+        # learning rates: finite and >= 0 for every schedule (torch refuses a negative lr only after
+        # the process group started, without naming the key; a negative end_lr trained on)
+        o, sc = self.optim, self.schedule
+        for key, value in (("optim.lr", o.lr), ("schedule.end_lr", sc.end_lr), ("schedule.init_lr_scale", sc.init_lr_scale),
+                           ("schedule.final_lr_scale", sc.final_lr_scale), ("optim.eps", o.eps),
+                           ("optim.weight_decay", o.weight_decay), ("optim.clip_norm", o.clip_norm)):
+            if not math.isfinite(value) or value < 0:
+                bad(key, f"must be a finite number >= 0, got {value}")
+        if self.optim.lr == 0:
+            bad("optim.lr", "must be > 0 (0 trains nothing)")
+        if sc.warmup_updates < 0:
+            bad("schedule.warmup_updates", f"must be >= 0, got {sc.warmup_updates}")
+        if not all(0 <= b < 1 for b in o.betas):
+            bad("optim.betas", f"must be two numbers in [0, 1), got {list(o.betas)}")
+        if any(not math.isfinite(r) or r < 0 for r in sc.phase_ratio):
+            bad("schedule.phase_ratio", f"must be three fractions >= 0, got {list(sc.phase_ratio)}")
         if self.schedule.kind == "tri_stage":
             # the exponential decay works in log(final_lr / lr): both must be > 0
-            if self.optim.lr <= 0:
-                bad("optim.lr", f"must be > 0 for the tri_stage schedule, got {self.optim.lr}")
             if self.schedule.final_lr_scale <= 0:
                 bad("schedule.final_lr_scale", f"must be > 0 (exponential decay), got {self.schedule.final_lr_scale}")
         self.decoding.validate()

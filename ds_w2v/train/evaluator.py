@@ -26,9 +26,9 @@ import torch
 
 from ..data.index import SplitIndex
 from ..data.loader import StreamingLoader
-from ..data.samples import CORRUPTION_REASONS
+from ..data.samples import BAD_SHARD, CORRUPTION_REASONS
 from ..data.shard_format import SAMPLE_RATE
-from ..data.stream import UNREACHABLE_SHARD, StreamConfig
+from ..data.stream import StreamConfig
 from .distributed import all_reduce
 
 log = logging.getLogger("ds_w2v.train")
@@ -107,33 +107,48 @@ class Evaluator:
             if was_training:
                 model.train()
             set_rng_state(rng)
-        # what could not be scored: damaged samples, and shards that could not be read at all
-        corrupt = float(sum(loader.stats.skipped.get(r, 0) for r in (*CORRUPTION_REASONS, UNREACHABLE_SHARD)))
+        # what could not be scored, in utterances where the index says: damaged samples, damaged
+        # shards (their unread rest is unknown: counted as shards), and the utterances the index
+        # lists in shards that could not be read at all
+        stats = loader.stats
+        damaged = float(sum(stats.skipped.get(r, 0) for r in CORRUPTION_REASONS if r != BAD_SHARD))
+        bad_shards = float(stats.skipped.get(BAD_SHARD, 0))
+        lost = [n for url, n in zip(index.urls, index.shard_num_samples) if url in stats.unreachable_shards]
         # the same key list on every rank, even one that saw no batch: one all-reduce
         keys = list(self.task.eval_keys())
-        extra = ["num_utterances", "audio_s", "num_corrupt"]
-        values = [sums.get(k, 0.0) for k in keys] + [scored["num_utterances"], scored["audio_s"], corrupt]
+        extra = ["num_utterances", "audio_s", "damaged", "bad_shards", "unreadable_shards", "unreadable_utts"]
+        values = [sums.get(k, 0.0) for k in keys] + [scored["num_utterances"], scored["audio_s"], damaged,
+                                                     bad_shards, float(len(lost)), float(sum(lost))]
         if self.world > 1:
             values = all_reduce(values, "sum", self.device)
         total = dict(zip(keys + extra, values))
         n = int(total.pop("num_utterances"))
         audio_s = total.pop("audio_s")
-        corrupt = int(total.pop("num_corrupt"))
+        why = _unscored_reasons({k: int(total.pop(k)) for k in extra[2:]})
         sums_out = {k: total[k] for k in keys}
         if n == 0:
-            log.warning("%s: no utterance could be scored (%d damaged)", index.split, corrupt)
+            log.warning("%s: no utterance could be scored (%s)", index.split, ", ".join(why) or "none read")
             return EvalResult(index.split, {}, sums_out)
         metrics = self.task.eval_metrics(sums_out)
         metrics.update(num_utterances=n, audio_s=round(audio_s, 3))
         unscored = index.num_samples - n
         if unscored > 0:
-            why = []
-            if corrupt:
-                why.append(f"{corrupt} damaged or unreadable")
-            if max_batches is not None and unscored > corrupt:
+            if max_batches is not None:
                 why.append(f"eval_max_batches={max_batches}")
             metrics["num_unscored"] = unscored
             if self.rank == 0:
                 log.warning("%s: scored %d of %d utterances (%s); the metrics are over the scored ones",
                             index.split, n, index.num_samples, ", ".join(why) or "the index counts more than the shards hold")
         return EvalResult(index.split, metrics, sums_out)
+
+
+def _unscored_reasons(counts: dict[str, int]) -> list[str]:
+    """Why utterances went unscored, in the units the counts have (utterances, shards)."""
+    why = []
+    if counts["damaged"]:
+        why.append(f"{counts['damaged']} damaged utterance(s)")
+    if counts["bad_shards"]:
+        why.append(f"{counts['bad_shards']} damaged shard(s), their unread rest")
+    if counts["unreadable_shards"]:
+        why.append(f"{counts['unreadable_utts']} utterance(s) in {counts['unreadable_shards']} unreadable shard(s)")
+    return why

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..data.augment import check_augment
 from ..data.index import SplitIndex, read_split
-from ..data.mix import MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
+from ..data.mix import TARGETS, MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from ..hardware import data_workers
 from .config import TrainConfig, resolve_batch
@@ -155,7 +155,9 @@ def read_splits(config: TrainConfig) -> RunSplits:
     mix = None
     if d.train:
         sources = parse_mix(d.train, d.train_split)
-        indexes = read_mix(sources, prefix, check_targets=config.task != "pretrain")
+        # what the task's head trains on must agree: a classification mix reads only the label sets
+        targets = False if config.task == "pretrain" else ("label set",) if config.task == "cls" else True
+        indexes = read_mix(sources, prefix, check_targets=targets)
         mix_probabilities([i.total_s for i, _ in indexes], [w for _, w in indexes], d.mix_alpha)  # refuses a bad alpha
         mix = [(src, index, weight) for src, (index, weight) in zip(sources, indexes)]
         train = mix[0][1]
@@ -163,7 +165,8 @@ def read_splits(config: TrainConfig) -> RunSplits:
         train = read_split(d.shards, d.train_split, prefix)
     dev = read_split(d.shards, d.dev_split, prefix) if d.dev_split else None
     if mix and dev is not None and config.task != "pretrain":
-        check_same_targets([(f"{d.shards}:{d.dev_split}", dev), *((src.entry, index) for src, index, _ in mix)])
+        check_same_targets([(f"{d.shards}:{d.dev_split}", dev), *((src.entry, index) for src, index, _ in mix)],
+                           ("label set",) if config.task == "cls" else TARGETS)
     tests = {}
     for split in d.test_splits:
         try:

@@ -131,6 +131,19 @@ def test_read_mix_refusals(corpora, tmp_path):
     with pytest.raises(ValueError, match=r"'.*/e' has a different label set from '.*/a' \(\['sad', 'calm'\] vs"):
         read_mix(parse_mix([a, e]))
     assert len(read_mix(parse_mix([a, d, e]), check_targets=False)) == 3  # pretraining reads neither
+    # a classification mix reads only the label sets: another vocabulary is no objection, and a
+    # corpus without labels is named as such (not "a different vocabulary")
+    import shutil
+
+    bare = tmp_path / "bare"  # d without a label set (as `prepare --format dir` writes one)
+    shutil.copytree(d, bare)
+    index = json.loads((bare / "dataset.json").read_text())
+    index["labels"] = None
+    (bare / "dataset.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"^data.train: '.*/bare' has no label set, where '.*/e' has one: an "
+                                         r"unlabelled corpus cannot train this head \(pretraining takes it\)$"):
+        read_mix(parse_mix([e, str(bare)]), check_targets=("label set",))
+    assert len(read_mix(parse_mix([a, d]), check_targets=("label set",))) == 2  # another vocabulary: no objection
     # one plain prefix over two directories whose shards have the same names: the same URLs
     with pytest.raises(ValueError, match=r"entries '.*/a' and '.*/d' both read /store/train-000000.tar"):
         read_mix(parse_mix([a, d]), "/store/", check_targets=False)

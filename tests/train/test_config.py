@@ -458,6 +458,15 @@ def test_shipped_ds_config_passes_deepspeed_parser(ds_path, monkeypatch):
     (["schedule.kind=tri_stage", "schedule.phase_ratio=[0.5, 0.5, 0.5]"], r"^config key schedule\.phase_ratio: must sum to 1"),
     (["schedule.kind=tri_stage", "schedule.final_lr_scale=0"], r"^config key schedule\.final_lr_scale: must be > 0"),
     (["data.batch_s=0"], r"^config key data\.batch_s: must be > 0"),
+    (["optim.lr=-1e-3"], r"^config key optim\.lr: must be a finite number >= 0, got -0\.001$"),
+    (["optim.lr=.nan"], r"^config key optim\.lr: must be a finite number >= 0, got nan"),
+    (["optim.lr=0"], r"^config key optim\.lr: must be > 0"),
+    (["schedule.end_lr=-0.5"], r"^config key schedule\.end_lr: must be a finite number >= 0, got -0\.5"),
+    (["schedule.warmup_updates=-1"], r"^config key schedule\.warmup_updates: must be >= 0"),
+    (["optim.betas=[0.9, 1.0]"], r"^config key optim\.betas: must be two numbers in \[0, 1\)"),
+    (["data.train=[]"], r"^config key data\.train: is an empty list: name the corpora"),
+    (["data.read_timeout_s=0"], r"^config key data\.read_timeout_s: must be > 0 seconds"),
+    (["data.num_workers=-1"], r"^config key data\.num_workers: must be auto or an integer >= 0"),
     (["global_batch_s=-1"], r"^config key global_batch_s: must be > 0"),
     (["max_updates=0"], r"^config key max_updates: must be >= 1"),
     (["save_every=0"], r"^config key save_every: must be >= 1"),
@@ -605,8 +614,9 @@ def test_dotted_override_keeps_sibling_keys():
 @pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("5E-4", 5e-4), ("1.5e3", 1500.0), ("-2e-3", -2e-3)])
 def test_exponent_floats_without_a_dot(text, value):
     # YAML 1.1 reads 1e-4 as a string; the recipes and the command line read it as a number
-    c = load_config("pretrain_tiny", [SHARDS, f"optim.eps={text}", f"model.overrides.layer_norm_eps={text}"])
-    assert c.optim.eps == value
+    # (optim.eps must be >= 0: the negative case reads it without the sign)
+    c = load_config("pretrain_tiny", [SHARDS, f"optim.eps={text.lstrip('-')}", f"model.overrides.layer_norm_eps={text}"])
+    assert c.optim.eps == abs(value)
     assert c.model.overrides["layer_norm_eps"] == value and isinstance(c.model.overrides["layer_norm_eps"], float)
     assert load_config("pretrain_tiny", [SHARDS, "max_updates=1e3"]).max_updates == 1000
     assert load_config("pretrain_tiny", [SHARDS, "run_dir=runs/1e3x"]).run_dir == "runs/1e3x"
