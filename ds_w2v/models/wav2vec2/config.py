@@ -40,6 +40,12 @@ class Wav2Vec2Config:
     normalize_audio: bool = False
     """Normalise each waveform to zero mean, unit variance over its valid samples (fairseq
     ``normalize``: False for BASE, True for LARGE)."""
+    normalize_audio_eps: float = 1e-7
+    """Added to the variance (in squared sample units, audio in [-1, 1]) before the square root
+    when ``normalize_audio``: 1e-7 is transformers' Wav2Vec2FeatureExtractor (the models built here
+    and read from HF), 1e-5 fairseq's (``F.layer_norm``'s default eps in its audio dataset), set when
+    a fairseq checkpoint is read. It matters for quiet audio: at RMS 0.01 (variance 1e-4) 1e-5 scales
+    the waveform by 1/sqrt(1.1e-4) instead of 1/sqrt(1.001e-4), 5 % apart."""
 
     # --- transformer (paper §2, "Contextualized representations") --------------------------
     encoder_layers: int = 12
@@ -151,6 +157,8 @@ class Wav2Vec2Config:
             errors.append("latent_dim must be divisible by latent_groups")
         if not 0 <= self.mask_prob < 1 or not 0 <= self.mask_channel_prob < 1:
             errors.append("mask_prob and mask_channel_prob must be in [0, 1)")
+        if not self.normalize_audio_eps > 0:
+            errors.append(f"normalize_audio_eps must be > 0, got {self.normalize_audio_eps}")
         if self.num_negatives < 1:
             errors.append("num_negatives must be >= 1")
         if any(len(layer) != 3 for layer in self.conv_layers) or not self.conv_layers:

@@ -5,10 +5,17 @@ post-LN blocks) and the LARGE one (layer-norm conv encoder with bias, pre-LN blo
 
 A fairseq checkpoint is one ``torch.save`` of a dict: ``model`` (the state dict) and the training
 configuration, either ``cfg`` (a plain dict of sections ``model``, ``task``, ``criterion``; fairseq
-since its hydra port) or ``args`` (an ``argparse.Namespace`` with every option flat; older files),
-beside optimizer and meter state that is not read here. A fine-tuned model nests the pretraining
-model's configuration under ``w2v_args`` and its weights under ``w2v_encoder.w2v_model.``; its CTC
-projection is ``w2v_encoder.proj``.
+since its hydra port; from 2020-10-20 to 2021-03-03 fairseq's save_state pickled it as an omegaconf
+``DictConfig``, read here from its pickled ``_content`` without omegaconf) or ``args`` (an
+``argparse.Namespace`` with the options flat; older files), beside optimizer and meter state that is
+not read here. An option the configuration lacks takes fairseq's default, as fairseq's own reader
+(``convert_namespace_to_omegaconf``, then its config dataclasses) gives it. A fine-tuned model
+nests the pretraining model's configuration under ``w2v_args`` and its weights under
+``w2v_encoder.w2v_model.``; its CTC projection is ``w2v_encoder.proj``.
+
+fairseq normalises a LARGE model's waveform (task option ``normalize``) in its dataset with
+``F.layer_norm(wav, wav.shape)``, eps 1e-5; every model read from fairseq gets
+``normalize_audio_eps=1e-5`` (transformers' feature extractor, and so ds_w2v's default, uses 1e-7).
 
 The key table below is the whole mapping of tensor names. Two tensors change shape: fairseq's
 separate q/k/v projections are our fused ``qkv_proj``, and its codebook ``quantizer.vars``
@@ -80,22 +87,36 @@ SUPPORTED_OPTIONS: dict[str, tuple[Any, ...]] = {
 SUPPORTED_FINETUNE_OPTIONS: dict[str, tuple[Any, ...]] = {
     "blank_weight": (0,),  # fairseq adds it to the blank's logit when decoding; our head has no such term
 }
-# fairseq's defaults (fairseq/models/wav2vec/wav2vec2.py, Wav2Vec2Config) for the options read
-# here that an older checkpoint may lack. The architecture (conv_feature_layers, extractor_mode,
-# conv_bias, encoder_layers / _embed_dim / _ffn_embed_dim / _attention_heads, layer_norm_first,
-# conv_pos, conv_pos_groups) has none: a wrong guess could load into another network with every
-# shape right (layer_norm_first), and fairseq's own default of conv_feature_layers changed between
-# versions; a checkpoint without one of them is refused.
+# fairseq's defaults for the options read here (fairseq 0.12.2, fairseq/models/wav2vec/wav2vec2.py,
+# Wav2Vec2Config): fairseq reads a configuration that lacks an option (a Namespace from before its
+# hydra port saved only the options given or filled in) with these, so ds_w2v does too. They are
+# the same since 2020-11-18, when conv_feature_layers' default became BASE's 7 layers (before:
+# kernels 10, 8, 4, 4, 4, 1, whose tensors have other shapes, so a file made with that default and
+# lacking the option stops at the first conv weight's shape; every shape is checked).
 FAIRSEQ_DEFAULTS: dict[str, Any] = {
-    "feature_grad_mult": 1.0, "dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.0,
-    "dropout_input": 0.0, "dropout_features": 0.0, "encoder_layerdrop": 0.0, "mask_prob": 0.65,
-    "mask_length": 10, "mask_channel_prob": 0.0, "mask_channel_length": 10, "latent_vars": 320,
+    "extractor_mode": "default", "conv_feature_layers": "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]",
+    "conv_bias": False, "encoder_layers": 12, "encoder_embed_dim": 768, "encoder_ffn_embed_dim": 3072,
+    "encoder_attention_heads": 12, "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16,
+    "quantize_targets": False, "feature_grad_mult": 1.0, "dropout": 0.1, "attention_dropout": 0.1,
+    "activation_dropout": 0.0, "dropout_input": 0.0, "dropout_features": 0.0, "encoder_layerdrop": 0.0,
+    "mask_prob": 0.65, "mask_length": 10, "mask_channel_prob": 0.0, "mask_channel_length": 10, "latent_vars": 320,
     "latent_groups": 2, "latent_dim": 0, "final_dim": 0, "latent_temp": (2.0, 0.5, 0.999995),
     "num_negatives": 100, "logit_temp": 0.1,
 }
+# the fine-tuning options' defaults (ibid. wav2vec2_asr.py, Wav2Vec2AsrConfig; ``layerdrop`` is
+# encoder_layerdrop) for those FINETUNE_OVERRIDES names: fairseq's encoder always overrides the
+# pretraining values with these when the fine-tuning configuration lacks them
+FAIRSEQ_FINETUNE_DEFAULTS: dict[str, Any] = {
+    "dropout": 0.0, "activation_dropout": 0.0, "attention_dropout": 0.0, "dropout_input": 0.0, "mask_prob": 0.5,
+    "mask_length": 10, "mask_channel_prob": 0.0, "mask_channel_length": 10, "feature_grad_mult": 0.0,
+    "final_dropout": 0.0, "layerdrop": 0.0, "apply_mask": False,
+}
+# fairseq's waveform normalisation: F.layer_norm(wav, wav.shape) in its audio dataset, whose eps is
+# torch's default (added to the variance, in squared sample units)
+FAIRSEQ_NORMALIZE_EPS = 1e-5
 # a fine-tuning configuration's options that replace the pretraining ones in the fine-tuned model
 # (fairseq wav2vec2_asr.py, Wav2VecEncoder's arg_overrides; ``layerdrop`` is its name for
-# encoder_layerdrop); an option it lacks keeps the pretraining value
+# encoder_layerdrop); an option it lacks is FAIRSEQ_FINETUNE_DEFAULTS' value, as in fairseq
 FINETUNE_OVERRIDES = {**{name: name for name in (
     "dropout", "activation_dropout", "attention_dropout", "dropout_input", "mask_prob", "mask_length",
     "mask_channel_prob", "mask_channel_length", "feature_grad_mult", "final_dropout")}, "layerdrop": "encoder_layerdrop"}
@@ -166,9 +187,38 @@ def is_fairseq_checkpoint(payload: Any) -> bool:
 
 
 # --- the configuration ---------------------------------------------------------------------------
+# omegaconf's containers and value nodes as a pickle names them (omegaconf 2.0, fairseq's then):
+# a DictConfig / ListConfig pickles its __dict__, whose "_content" is a dict / list of nodes (or
+# None); a value node (AnyNode, StringNode, ...) pickles its "_val". fairseq made its cfg with
+# OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)): plain values only,
+# no interpolation or enum left; "???" is omegaconf's mark of a missing value.
+_OMEGACONF = "omegaconf."
+_OMEGACONF_MISSING = "???"
+
+
+def _from_omegaconf(node: Unread) -> Any:
+    """The plain value of a pickled omegaconf node (its stand-in): a dict, list or value; a node
+    that is not one of omegaconf's containers or value nodes stays as it is."""
+    state = getattr(node, "state", None)
+    if not isinstance(state, dict):
+        return node
+    if "_content" in state:
+        content = state["_content"]
+        if isinstance(content, dict):
+            items = {key: _plain(value) for key, value in content.items()}
+            return {key: value for key, value in items.items() if value != _OMEGACONF_MISSING}
+        return _plain(content)
+    if "_val" in state:
+        return _plain(state["_val"])
+    return node
+
+
 def _plain(value: Any) -> Any:
-    """``value`` with every ``argparse.Namespace`` turned into a dict (a hydra-era cfg may still
-    hold an old Namespace, as ``w2v_args`` of a model fine-tuned from an older checkpoint)."""
+    """``value`` with every ``argparse.Namespace`` and pickled omegaconf container turned into a
+    dict (a hydra-era cfg may still hold an old Namespace, as ``w2v_args`` of a model fine-tuned
+    from an older checkpoint)."""
+    if isinstance(value, Unread) and value.name.startswith(_OMEGACONF):
+        value = _from_omegaconf(value)
     if isinstance(value, argparse.Namespace):
         value = vars(value)
     if isinstance(value, dict):
@@ -230,7 +280,7 @@ def _check_supported(section: dict, table: dict[str, tuple[Any, ...]], source: s
 
 
 def _conv_layers(section: dict, source: str) -> tuple[tuple[int, int, int], ...]:
-    spec = _option(section, "conv_feature_layers", source)
+    spec = _option(section, "conv_feature_layers", source, FAIRSEQ_DEFAULTS["conv_feature_layers"])
     layers = _literal(spec, source, "conv_feature_layers") if isinstance(spec, str) else spec
     if not (isinstance(layers, (list, tuple)) and layers and all(
             isinstance(layer, (list, tuple)) and len(layer) == 3 and all(type(x) is int and x > 0 for x in layer)
@@ -245,7 +295,8 @@ def config_from_fairseq(cfg: Any, source: str) -> tuple[str, Wav2Vec2Config, str
     cfg = _plain(cfg)
     if not isinstance(cfg, dict):
         what = f"a pickled {cfg.name}" if isinstance(cfg, Unread) else type(cfg).__name__
-        raise ValueError(f"{source}: the checkpoint's configuration is {what}, not a dict or argparse.Namespace")
+        raise ValueError(f"{source}: the checkpoint's configuration is {what}, "
+                         "not a dict, argparse.Namespace or omegaconf DictConfig")
     model, task, criterion = _sections(cfg)
     name = model.get("_name") or model.get("arch")
     if name not in FAIRSEQ_MODELS:
@@ -264,8 +315,7 @@ def config_from_fairseq(cfg: Any, source: str) -> tuple[str, Wav2Vec2Config, str
             raise ValueError(f"{source}: fine-tuned from {model.get('_name') or model.get('arch')!r}, not wav2vec2")
         _check_supported(finetune, SUPPORTED_FINETUNE_OPTIONS, source)
     _check_supported(model, SUPPORTED_OPTIONS, source)
-    # (a file without the option: its tensors say whether there is a quantizer)
-    if ours == "pretrain" and not model.get("quantize_targets", True):
+    if ours == "pretrain" and not _option(model, "quantize_targets", source, FAIRSEQ_DEFAULTS["quantize_targets"]):
         raise ValueError(f"{source}: fairseq quantize_targets=False is not supported (ds_w2v pretrains against a quantizer)")
 
     def opt(key: str) -> Any:
@@ -281,6 +331,7 @@ def config_from_fairseq(cfg: Any, source: str) -> tuple[str, Wav2Vec2Config, str
         feature_grad_mult=float(opt("feature_grad_mult")),
         # the waveform normalisation is a task option in fairseq (AudioPretrainingConfig.normalize)
         normalize_audio=bool(task.get("normalize", (finetune or {}).get("normalize", False))),
+        normalize_audio_eps=FAIRSEQ_NORMALIZE_EPS,
         encoder_layers=int(opt("encoder_layers")),
         encoder_embed_dim=embed_dim,
         encoder_ffn_embed_dim=int(opt("encoder_ffn_embed_dim")),
@@ -313,9 +364,12 @@ def config_from_fairseq(cfg: Any, source: str) -> tuple[str, Wav2Vec2Config, str
     if isinstance(weights, (list, tuple)) and len(weights) == 2:
         fields.update(diversity_weight=float(weights[0]), feature_pen_weight=float(weights[1]))
     if finetune is not None:
-        fields.update({field: (int if field.endswith("_length") else float)(finetune[theirs])
-                       for theirs, field in FINETUNE_OVERRIDES.items() if theirs in finetune})
-        if not finetune.get("apply_mask", False):  # fairseq's default: no masking while fine-tuning
+        def ft(key: str) -> Any:
+            return _option(finetune, key, source, FAIRSEQ_FINETUNE_DEFAULTS[key])
+
+        fields.update({field: (int if field.endswith("_length") else float)(ft(theirs))
+                       for theirs, field in FINETUNE_OVERRIDES.items()})
+        if not ft("apply_mask"):  # fairseq's default: no masking while fine-tuning
             fields.update(mask_prob=0.0, mask_channel_prob=0.0)
     try:
         config = Wav2Vec2Config(**fields)

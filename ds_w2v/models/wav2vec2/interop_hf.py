@@ -16,6 +16,7 @@ folder through :func:`load_hf_folder`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -55,6 +56,10 @@ KEY_TABLE: list[tuple[str, str]] = [
     (r"layer_weighting\.weights", "layer_weights"),
 ]
 _NOT_EXPORTED = ("num_updates",)
+# transformers' Wav2Vec2FeatureExtractor normalises with (x - mean) / sqrt(var + 1e-7), a constant
+# in its code (zero_mean_unit_var_norm) that no preprocessor_config.json option changes
+HF_NORMALIZE_EPS = 1e-7
+log = logging.getLogger("ds_w2v.models")
 # transformers' backbone alone: it loads as the pretraining model, its quantizer fresh
 _BARE_BACKBONE = "Wav2Vec2Model"
 
@@ -172,6 +177,7 @@ def to_hf_config(config: Wav2Vec2Config, task: str, extra: dict[str, Any]) -> di
         "vocab_size": len(extra.get("vocab", [])) or 32,
         # ours, not HF's: kept so a round trip restores every field
         "ds_w2v": {"feature_grad_mult": c.feature_grad_mult, "normalize_audio": c.normalize_audio,
+                   "normalize_audio_eps": c.normalize_audio_eps,
                    "latent_temp": list(c.latent_temp), "feature_pen_weight": c.feature_pen_weight},
     }
     if "labels" in model_class(task).head_state:
@@ -190,6 +196,8 @@ def from_hf_config(d: dict[str, Any]) -> Wav2Vec2Config:
         conv_bias=d.get("conv_bias", False),
         feature_grad_mult=ours.get("feature_grad_mult", 0.1),
         normalize_audio=ours.get("normalize_audio", d.get("feat_extract_norm") == "layer"),
+        # a folder transformers wrote (no "ds_w2v" section) normalises as its feature extractor does
+        normalize_audio_eps=ours.get("normalize_audio_eps", HF_NORMALIZE_EPS),
         encoder_layers=d["num_hidden_layers"],
         encoder_embed_dim=d["hidden_size"],
         encoder_ffn_embed_dim=d["intermediate_size"],
@@ -254,7 +262,12 @@ def hf_twin(model: Wav2Vec2Task, *, attn_implementation: str = "sdpa"):
 def export_hf(model: Wav2Vec2Task, out_dir: str | Path) -> Path:
     """Write ``out_dir`` so that ``transformers.<Arch>.from_pretrained(out_dir)`` loads it; for a
     model whose head carries a vocabulary (CTC) also the tokenizer and feature-extractor files
-    ``pipeline("automatic-speech-recognition", model=out_dir)`` needs."""
+    ``pipeline("automatic-speech-recognition", model=out_dir)`` needs.
+
+    transformers cannot express another normalisation epsilon than its 1e-7: a model that
+    normalises with another (1e-5, read from fairseq) is written with ``do_normalize`` true, its
+    epsilon kept in config.json's "ds_w2v" section (``load_model(out_dir)`` uses it), and one
+    warning line saying that transformers' own feature extractor will differ on quiet audio."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -262,6 +275,11 @@ def export_hf(model: Wav2Vec2Task, out_dir: str | Path) -> Path:
     extra = model.extra_state()
     hf_config = to_hf_config(model.config, model.task, extra)
     (out / "config.json").write_text(json.dumps(hf_config, indent=2))
+    c = model.config
+    if c.normalize_audio and c.normalize_audio_eps != HF_NORMALIZE_EPS:
+        log.warning("%s: transformers' feature extractor normalises audio with variance + %g, this model with + %g "
+                    "(fairseq's): quiet audio (RMS 0.01) gets other logits there; load_model(%s) keeps %g",
+                    out, HF_NORMALIZE_EPS, c.normalize_audio_eps, out, c.normalize_audio_eps)
     tensors = to_hf_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "preprocessor_config.json").write_text(json.dumps({

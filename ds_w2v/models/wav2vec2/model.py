@@ -90,13 +90,16 @@ def check_inputs(waveform: torch.Tensor, lengths: torch.Tensor | None, min_sampl
     return lengths
 
 
-def normalize_waveform(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit variance per utterance over its real samples (padding stays 0)."""
+def normalize_waveform(waveform: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Zero mean, unit variance per utterance over its real samples (padding stays 0):
+    (x - mean) / sqrt(var + eps) with the biased variance, which is transformers' feature extractor
+    for eps 1e-7 and fairseq's ``F.layer_norm(wav, wav.shape)`` for eps 1e-5
+    (``Wav2Vec2Config.normalize_audio_eps``)."""
     mask = lengths_to_mask(lengths, waveform.shape[1]).to(waveform.dtype)
     n = lengths.to(waveform.dtype)[:, None]
     mean = (waveform * mask).sum(1, keepdim=True) / n
     var = (((waveform - mean) * mask) ** 2).sum(1, keepdim=True) / n
-    return (waveform - mean) / torch.sqrt(var + 1e-7) * mask
+    return (waveform - mean) / torch.sqrt(var + eps) * mask
 
 
 class Wav2Vec2Backbone(nn.Module):
@@ -119,7 +122,7 @@ class Wav2Vec2Backbone(nn.Module):
         """``mask_time``: a bool [B, T] frame mask, True to draw one, False for none."""
         cfg = self.config
         if cfg.normalize_audio:
-            waveform = normalize_waveform(waveform, lengths)
+            waveform = normalize_waveform(waveform, lengths, cfg.normalize_audio_eps)
         feats = self.feature_extractor(waveform)  # [B, T, C]
         batch, num_frames, _ = feats.shape
         frame_lengths = self.feature_extractor.output_lengths(lengths)

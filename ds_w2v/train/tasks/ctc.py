@@ -19,6 +19,33 @@ from ...text import CharVocab, edit_errors
 from .base import StepResult, Task, device_figure, host_float, model_inputs
 
 
+_SHOWN = 5  # symbols named per kind of difference; the rest are counted
+
+
+def _symbols(tokens: list[str]) -> str:
+    shown = ", ".join(repr(t) for t in tokens[:_SHOWN])
+    return shown + (f" and {len(tokens) - _SHOWN} more" if len(tokens) > _SHOWN else "")
+
+
+def vocab_difference(model: list[str], data: list[str], name: str = "the checkpoint") -> str:
+    """How two CTC vocabularies differ, in words: the symbols only one has, else the first id
+    whose symbol differs (same symbols, another order: each id is a row of the CTC head)."""
+    in_model, in_data = set(model), set(data)
+    missing = [t for t in data if t not in in_model]
+    extra = [t for t in model if t not in in_data]
+    parts = []
+    if missing:
+        parts.append(f"{name} lacks {_symbols(missing)}")
+    if extra:
+        parts.append(f"the data lacks {_symbols(extra)}")
+    if not parts:
+        first = next(i for i, (a, b) in enumerate(zip(model, data)) if a != b)
+        moved = sum(a != b for a, b in zip(model, data))
+        parts.append(f"same symbols in another order ({moved} ids differ, first id {first}: "
+                     f"{model[first]!r} in {name}, {data[first]!r} in the data)")
+    return "; ".join(parts)
+
+
 class CTCTask(Task):
     name = "ctc"
     model_task = "ctc"
@@ -51,7 +78,8 @@ class CTCTask(Task):
         if model.vocab != self.vocab:
             raise ValueError(
                 f"model.init: {name}'s vocabulary ({len(model.vocab)} symbols) differs from the data's "
-                f"({len(self.vocab)} symbols in {self.vocab_source()})"
+                f"({len(self.vocab)} symbols in {self.vocab_source()}): "
+                f"{vocab_difference(model.vocab.tokens, self.vocab.tokens, name)}"
             )
 
     def references(self, batch: Batch) -> list[str]:

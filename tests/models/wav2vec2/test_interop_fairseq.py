@@ -114,6 +114,9 @@ WAV2VEC_SMALL_960H = {
 # fairseq's Dictionary gives ids 0-3 to <s>, <pad>, </s>, <unk>; transformers' script (above) makes
 # vocab.json from it with "<pad>" -> 0 and "<s>" -> 1 ("fairseq has the <pad> and <s> switched").
 HF_NAMES_OF_FAIRSEQ_IDS_0_1 = ("<pad>", "<s>")
+# fairseq normalises a waveform (task normalize=True) in its dataset (fairseq/data/audio/raw_audio_dataset.py,
+# RawAudioDataset.postprocess) with F.layer_norm(feats, feats.shape): torch's default eps, 1e-5
+FAIRSEQ_LAYER_NORM_EPS = 1e-5
 
 # --- fake fairseq checkpoints -----------------------------------------------------------------
 LAYOUTS = {  # BASE: group-norm conv encoder, post-LN; LARGE: layer-norm conv encoder with bias, pre-LN
@@ -235,7 +238,8 @@ def fairseq_symbols(tokens: list[str]) -> list[str]:
 
 def source_model(task: str, layout: str, **extra):
     torch.manual_seed(0)
-    model = build_model("tiny", task, **LAYOUTS[layout], **SMALL, **(CTC_ONLY if task == "ctc" else {}), **extra)
+    model = build_model("tiny", task, **LAYOUTS[layout], **SMALL, **(CTC_ONLY if task == "ctc" else {}),
+                        normalize_audio_eps=FAIRSEQ_LAYER_NORM_EPS, **extra)
     model.set_num_updates(UPDATES)
     return model.eval()
 
@@ -378,7 +382,7 @@ def test_classes_a_checkpoint_names_are_never_run(tmp_path):
     torch.save(payload, path)
     with pytest.raises(ValueError) as e:
         load_model(path)
-    _one_line(e.value, str(path), "_tripwire", "not a dict or argparse.Namespace")
+    _one_line(e.value, str(path), "_tripwire", "not a dict, argparse.Namespace or omegaconf DictConfig")
     assert not (tmp_path / "ran.txt").exists()
 
 
@@ -398,7 +402,7 @@ def test_fairseq_builds_no_projection_when_the_conv_features_have_the_transforme
 # --- the configurations of fairseq's released checkpoints -----------------------------------------
 def test_released_configs_read_as_our_presets():
     task, base, labels = config_from_fairseq({"model": WAV2VEC_SMALL, "task": {"normalize": False}}, "wav2vec_small.pt")
-    assert (task, labels) == ("pretrain", "ltr") and base == preset_config("original")
+    assert (task, labels) == ("pretrain", "ltr") and base == preset_config("original", normalize_audio_eps=FAIRSEQ_LAYER_NORM_EPS)
     task, large, _ = config_from_fairseq({"model": WAV2VEC_VOX_NEW, "task": {"normalize": True}}, "wav2vec_vox_new.pt")
     architecture = ("conv_layers", "extractor_mode", "conv_bias", "normalize_audio", "encoder_layers", "encoder_embed_dim",
                     "encoder_ffn_embed_dim", "encoder_attention_heads", "layer_norm_first", "conv_pos", "conv_pos_groups",
@@ -513,7 +517,9 @@ def test_unsupported_option(tmp_path, option, value):
 
 @pytest.mark.parametrize("change,reason", [
     (lambda p: p["cfg"]["model"].update(_name="hubert"), "fairseq model 'hubert' is not wav2vec 2.0"),
-    (lambda p: p["cfg"]["model"].pop("layer_norm_first"), "lacks layer_norm_first"),
+    (lambda p: p["cfg"]["model"].update(conv_bias=None), "fairseq conv_bias is None, not a plain value"),
+    # fairseq's default (BASE's 512-channel layers) for a missing option: the tensors show it is wrong
+    (lambda p: p["cfg"]["model"].pop("conv_feature_layers"), "feature_extractor.conv_layers.0.0.weight has shape"),
     (lambda p: p["cfg"]["model"].update(conv_feature_layers="__import__('os').system('touch pwned')"),
      "is not a list of numbers"),
     (lambda p: p["cfg"]["model"].update(conv_feature_layers="[(512, 10, 5)] * 100000000"), "is not a list of numbers"),
