@@ -24,4 +24,4 @@ if [ ! -f "$DEMO_DIR/shards/ravdess/dataset.json" ]; then
   ds-w2v prepare --format ravdess "$DEMO_DIR/corpora/RAVDESS" --out "$DEMO_DIR/shards/ravdess" --overwrite --no-progress
 fi
 
-python -m ds_w2v.demo --data "$DEMO_DIR/shards" "$@"
+python -m experiments.demo --data "$DEMO_DIR/shards" "$@"

@@ -1,9 +1,9 @@
 """SEARCH.md from hand-made outcomes: a table per round, each variant against its own base at the
 update both reached (a longer run is not ranked by a later probe), what the longer runs bought."""
-from ds_w2v.study.curves import ProbePoint
-from ds_w2v.study.plan import search_plan
-from ds_w2v.study.runner import StudyOutcome
-from ds_w2v.study.search_report import probe_at, rounds, write_search
+from experiments.study.curves import ProbePoint
+from experiments.study.plan import search_plan
+from experiments.study.runner import StudyOutcome
+from experiments.study.search_report import probe_at, rounds, write_search
 
 
 def curve(*accs, every=100):

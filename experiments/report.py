@@ -240,7 +240,7 @@ def _settings(run_dir: str | Path) -> str:
 
 def _machine() -> str:
     """This machine as ``ds-w2v env`` names it: the figures' times and precision depend on it."""
-    from .hardware import Machine
+    from ds_w2v.hardware import Machine
 
     return Machine.read().line()
 
@@ -248,7 +248,7 @@ def _machine() -> str:
 def write_report(rows: dict, ablation: dict, results: Path, total_s: float) -> str:
     results = Path(results)
     lines = ["# Results", "",
-             "Made by `bash launch/demo.sh` (`python -m ds_w2v.demo`); every figure below is read from the",
+             "Made by `bash launch/demo.sh` (`python -m experiments.demo`); every figure below is read from the",
              "runs' `results.json` and `metrics.jsonl` and the probes' JSON (`ds-w2v probe --out`). Test splits",
              "hold speakers (read speech) and actors (emotion) never seen in training; checkpoints are chosen",
              "on dev only.", "", f"Machine: {_machine()}.", ""]
@@ -294,7 +294,7 @@ def write_report(rows: dict, ablation: dict, results: Path, total_s: float) -> s
                       "it in every row)." + (" \"10 %\" keeps a seeded tenth of the training utterances (dev and test "
                                              "whole)." if ten else ""), ""] + _ablation_verdict(abl) + [""]
         else:
-            lines += ["The CTC fine-tune from random initialisation: `python -m ds_w2v.demo --ablation on` (`full`:",
+            lines += ["The CTC fine-tune from random initialisation: `python -m experiments.demo --ablation on` (`full`:",
                       "also with 10 % of the labels; on by default for tiny).", ""]
         lines += STUDY_POINTER + [""] + _study_summary(results) + [""] + _scale_note(r) + [""]
     lines += ["## Settings", ""]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ds_w2v.study.curves import curve, gain_per_update, probe_curve, read_metrics
+from experiments.study.curves import curve, gain_per_update, probe_curve, read_metrics
 
 
 def _write(run_dir, rows, tail=""):
@@ -33,7 +33,7 @@ def test_no_metrics_no_curve(tmp_path):
 
 
 def test_gain_per_update_is_the_slope_of_the_last_half():
-    from ds_w2v.study.curves import ProbePoint
+    from experiments.study.curves import ProbePoint
 
     pts = [ProbePoint(u, a, 0) for u, a in [(0, 0.40), (100, 0.40), (200, 0.42), (300, 0.44), (400, 0.46)]]
     assert gain_per_update(pts) == pytest.approx(0.0002)  # 2 points per 100 updates over 200..400

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ds_w2v.study.corpora import unlabeled_entries
+from experiments.study.corpora import unlabeled_entries
 
 
 @pytest.fixture(scope="module")

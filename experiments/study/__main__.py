@@ -1,9 +1,9 @@
-"""``python -m ds_w2v.study``: the fair ablation and the longer CPU study (``bash launch/study.sh``).
+"""``python -m experiments.study``: the fair ablation and the longer CPU study (``bash launch/study.sh``).
 
-    python -m ds_w2v.study                 # the <= 90 min plan on 2 CPU cores -> results/STUDY.md
-    python -m ds_w2v.study --quick         # minutes: every kind of job once, tiny budgets -> results/study_quick/
-    python -m ds_w2v.study --search        # the recorded search over pretraining settings -> results/SEARCH.md
-    python -m ds_w2v.study --estimate      # the plan's cost from measured per-update times; runs nothing
+    python -m experiments.study                 # the <= 90 min plan on 2 CPU cores -> results/STUDY.md
+    python -m experiments.study --quick         # minutes: every kind of job once, tiny budgets -> results/study_quick/
+    python -m experiments.study --search        # the recorded search over pretraining settings -> results/SEARCH.md
+    python -m experiments.study --estimate      # the plan's cost from measured per-update times; runs nothing
 
 Rerunning a command resumes it: every finished run (its results.json) is reused.
 """
@@ -18,7 +18,7 @@ from ..demo import ROOT
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ds_w2v.study", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m experiments.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true", help="the minutes-long plan (tiny budgets, 1 lr)")
@@ -45,17 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            print(f"python -m ds_w2v.study: error: --tasks {unknown}: not among {', '.join(TASKS)}", file=sys.stderr)
+            print(f"python -m experiments.study: error: --tasks {unknown}: not among {', '.join(TASKS)}", file=sys.stderr)
             return 2
         plan = dataclasses.replace(plan, tasks=tasks)
     if args.variants:
         if not args.search:
-            print("python -m ds_w2v.study: error: --variants needs --search", file=sys.stderr)
+            print("python -m experiments.study: error: --variants needs --search", file=sys.stderr)
             return 2
         try:
             plan = select_variants(plan, [v.strip() for v in args.variants.split(",") if v.strip()])
         except ValueError as e:
-            print(f"python -m ds_w2v.study: error: --variants: {e}", file=sys.stderr)
+            print(f"python -m experiments.study: error: --variants: {e}", file=sys.stderr)
             return 2
     cost = estimate(plan, slots=args.jobs)
     what = f"{len(plan.search)} pretraining variants" if plan.search else \

@@ -122,7 +122,7 @@ def write_search(outcome: StudyOutcome, results: str | Path) -> str:
     results.mkdir(parents=True, exist_ok=True)
     variants = list(outcome.plan.search)
     lines = ["# Search: what makes self-supervised learning start at tiny's size", "",
-             f"Made by `{outcome.command}` (`python -m ds_w2v.study --search`): one factor at a time around a "
+             f"Made by `{outcome.command}` (`python -m experiments.study --search`): one factor at a time around a "
              "starting point, each variant one pretraining with the trainer's probe curve (linear phone probe, best "
              "layer, dev frames: the search never reads test). A round's variants are ranked by their probe at the "
              "last update all of them reached; finished variants are reused on a rerun.", ""]

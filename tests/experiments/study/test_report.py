@@ -4,12 +4,12 @@ import dataclasses
 
 import pytest
 
-from ds_w2v.study.curves import ProbePoint
-from ds_w2v.study.goals import per_goal, probe_goal
-from ds_w2v.study.plan import Arm, default_plan
-from ds_w2v.study.report import write_study
-from ds_w2v.study.runner import StudyOutcome
-from ds_w2v.study.selection import summarize_arm
+from experiments.study.curves import ProbePoint
+from experiments.study.goals import per_goal, probe_goal
+from experiments.study.plan import Arm, default_plan
+from experiments.study.report import write_study
+from experiments.study.runner import StudyOutcome
+from experiments.study.selection import summarize_arm
 
 
 def probe_result(linear, per=None, er=None):

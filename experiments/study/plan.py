@@ -246,7 +246,7 @@ def quick_plan() -> StudyPlan:
 # at 100 % CER from random init at this budget -- the demo's 9,600 audio-s reach 72 %.
 def default_plan() -> StudyPlan:
     """``bash launch/study.sh``: the <= 90 min plan on 2 CPU cores. ``estimate`` (``python -m
-    ds_w2v.study --estimate``) from the figures above, in run-slot minutes:
+    experiments.study --estimate``) from the figures above, in run-slot minutes:
 
         pretraining   2,000 x 32 s x 0.9/32 s/s = 30.0 + 11 probes x 6 s + 10 evals x 4 s     = 32.0
         HF reference  300 x 32 s x 0.9/32 x 2.0 = 9.0 + 2 probes x 12 s + start-up           =  9.6

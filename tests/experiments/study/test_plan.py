@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from ds_w2v.data.shard_format import INDEX_FIELDS
-from ds_w2v.study.plan import TASKS, Arm, default_plan, estimate, quick_plan, search_plan
-from ds_w2v.study.runner import Study
+from experiments.study.plan import TASKS, Arm, default_plan, estimate, quick_plan, search_plan
+from experiments.study.runner import Study
 
 
 def fake_shards(tmp_path, names):

@@ -2,7 +2,7 @@
 the ablation and the probe rows (from ``ds-w2v probe --out`` files)."""
 import json
 
-from ds_w2v.report import write_report
+from experiments.report import write_report
 
 LAYERS = ["conv", "layer0", "layer1", "layer2", "layer3", "layer4"]
 
@@ -129,4 +129,4 @@ def test_probe_rows_come_from_the_probe_files(tmp_path):
     text = write_report(rows, {}, out, total_s=400)
     assert "## Does pretraining help? tiny" in text and "| random init | 40.40 %" in text
     assert "### CTC fine-tuning from each initialisation" not in text
-    assert "`python -m ds_w2v.demo --ablation on`" in text and "`bash launch/study.sh`" in text
+    assert "`python -m experiments.demo --ablation on`" in text and "`bash launch/study.sh`" in text

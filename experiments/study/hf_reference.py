@@ -3,7 +3,7 @@ loop on the same recipe, batches and initial weights as ``ds-w2v pretrain``, pro
 One-step parity (``tests/models/wav2vec2/test_hf_parity.py``) says nothing about thousands of
 updates; this run's probe curve beside ours does.
 
-    python -m ds_w2v.study.hf_reference --recipe pretrain_tiny data.shards=shards/timit \\
+    python -m experiments.study.hf_reference --recipe pretrain_tiny data.shards=shards/timit \\
         run_dir=runs/hf_reference max_updates=1200 probe_every=100 [--stop-after 400] [any trainer key=value]
 
 The recipe and overrides are read by the trainer's own ``load_config``; what each update does:
@@ -51,7 +51,7 @@ SKIPPED = "transformers is not installed (a test-only dependency: pip install -e
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ds_w2v.study.hf_reference", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m experiments.study.hf_reference", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default="pretrain_tiny", help="pretraining recipe (name or path)")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    from ..train.config import load_config
+    from ds_w2v.train.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -98,16 +98,16 @@ def train(config, transformers_version: str, stop_after: int | None = None) -> d
     import torch
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
-    from ..data.loader import StreamingLoader
-    from ..data.mix import MixedLoader, mix_labels
-    from ..data.stream import StreamConfig
-    from ..models.wav2vec2 import build_model, save_model
-    from ..models.wav2vec2.interop_hf import from_hf_state_dict, hf_twin
-    from ..train.config import resolve_batch
-    from ..train.plan import read_splits
-    from ..train.probing import PhoneProbe
-    from ..train.schedule import learning_rate
-    from ..train.tasks import TASK_CLASSES
+    from ds_w2v.data.loader import StreamingLoader
+    from ds_w2v.data.mix import MixedLoader, mix_labels
+    from ds_w2v.data.stream import StreamConfig
+    from ds_w2v.models.wav2vec2 import build_model, save_model
+    from ds_w2v.models.wav2vec2.interop_hf import from_hf_state_dict, hf_twin
+    from ds_w2v.train.config import resolve_batch
+    from ds_w2v.train.plan import read_splits
+    from ds_w2v.train.probing import PhoneProbe
+    from ds_w2v.train.schedule import learning_rate
+    from ds_w2v.train.tasks import TASK_CLASSES
 
     d, run_dir = config.data, Path(config.run_dir)
     splits = read_splits(config)

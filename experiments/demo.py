@@ -9,8 +9,8 @@ frozen pretrained model's layers and those of the same architecture at random in
 (``full``: also with 10 % of the labelled utterances, pretrained and not): one seed, a demo;
 the fair comparison is the study, ``bash launch/study.sh``.
 
-    python -m ds_w2v.demo --data demo_data/shards                      # tiny, CPU, ~9 min on 2 cores
-    python -m ds_w2v.demo --data demo_data/shards --sizes small,medium,original   # GPU recipes
+    python -m experiments.demo --data demo_data/shards                      # tiny, CPU, ~9 min on 2 cores
+    python -m experiments.demo --data demo_data/shards --sizes small,medium,original   # GPU recipes
 
 Every job is a command a user can run again (printed as it starts, its log beside its run
 directory), and every number in the report comes from the jobs' ``results.json`` /
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .data.subset import subset_split
+from ds_w2v.data.subset import subset_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ class Job:
     """One step of the demo: ``ds-w2v COMMAND ARGS``, whose result is ``run_dir/results.json``,
     started once the jobs it ``needs`` have finished; its output goes to ``run_dir``'s ``.log``.
     What :func:`run_jobs` asks of a job: ``name``, ``needs``, ``cached()``, ``start(threads)``,
-    ``finish(returncode)`` (the study's jobs extend these: ``ds_w2v/study/jobs.py``)."""
+    ``finish(returncode)`` (the study's jobs extend these: ``experiments/study/jobs.py``)."""
 
     def __init__(self, name: str, command: str, args: list[str], run_dir: Path, needs: tuple[str, ...] = ()):
         self.name, self.command, self.args, self.needs = name, command, args, tuple(needs)
@@ -247,7 +247,7 @@ def run_jobs(jobs: list[Job], parallel: int) -> None:
 
 
 def _params_m(run_dir: Path) -> float:
-    from .models.wav2vec2 import Wav2Vec2Config, count_parameters
+    from ds_w2v.models.wav2vec2 import Wav2Vec2Config, count_parameters
 
     meta = json.loads((run_dir / "model.json").read_text())
     return count_parameters(Wav2Vec2Config.from_dict(meta["config"]))["ctc_trainable"] / 1e6

@@ -4,7 +4,7 @@ then ``ds-w2v prepare``, each a subprocess through the real entry point, skipped
 
 * ``timit``: the labelled read speech (TIMIT layout: train / dev / test / test_noncore, phones
   with timings), as the demo's;
-* one folder per :class:`~ds_w2v.study.plan.UnlabeledSet`: more read speech with its own seed
+* one folder per :class:`~experiments.study.plan.UnlabeledSet`: more read speech with its own seed
   (other voices and sentences), prepared with every TEST speaker in ``test`` and no dev split,
   used only as unlabelled pretraining audio (all its splits; its transcripts are never read);
 * ``ravdess``: the emotion corpus (RAVDESS layout: actors 1-18 train, 19-20 dev, 21-24 test);
@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..data.shard_format import INDEX_NAME, read_index
+from ds_w2v.data.shard_format import INDEX_NAME, read_index
 from .plan import Corpora
 
 

@@ -1,5 +1,5 @@
-"""The study's jobs, for the demo's runner (``ds_w2v.demo.run_jobs``: dependencies, two at a time
-on a CPU with one torch thread each, a finished run reused): the demo's :class:`~ds_w2v.demo.Job`
+"""The study's jobs, for the demo's runner (``experiments.demo.run_jobs``: dependencies, two at a time
+on a CPU with one torch thread each, a finished run reused): the demo's :class:`~experiments.demo.Job`
 with what the study needs beyond it:
 
 * a run that diverges (exit 3: ``max_bad_updates`` non-finite updates in a row, what a too high
@@ -84,7 +84,7 @@ def train_job(name: str, command: str, recipe: str, run_dir: Path, overrides: li
 
 def python_job(name: str, args: list[str] | Callable[[], list[str]], run_dir: Path, needs: tuple[str, ...] = (),
                skip: Callable[[], str | None] | None = None, current: Callable[[dict], bool] | None = None) -> StudyJob:
-    """``python ARGS`` (``-m ds_w2v probe ...``, ``-m ds_w2v.study.hf_reference ...``)."""
+    """``python ARGS`` (``-m ds_w2v probe ...``, ``-m experiments.study.hf_reference ...``)."""
     argv = (lambda: [sys.executable, *args()]) if callable(args) else [sys.executable, *args]
     return StudyJob(name, argv, run_dir, needs, skip, current)
 

@@ -1,7 +1,7 @@
 """A plan, run: corpora, then the job graph (``demo.run_jobs``, two at a time on a CPU), then the
 selection, aggregation and report. Every job is a subprocess through a real entry point
 (``launch/_launch.sh pretrain|finetune-ctc|finetune-cls``, ``python -m ds_w2v probe``,
-``python -m ds_w2v.study.hf_reference``); a finished one (its ``results.json``) is reused, so a
+``python -m experiments.study.hf_reference``); a finished one (its ``results.json``) is reused, so a
 rerun of the same command resumes the study where it stopped.
 
 Run directories (``--runs``, default ``runs/study``)::
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.subset import subset_split
+from ds_w2v.data.subset import subset_split
 from ..demo import run_jobs
 from . import corpora as corpora_mod
 from .curves import ProbePoint, curve, probe_curve, read_metrics
@@ -212,7 +212,7 @@ class Study:
         if plan.hf_reference:
             hf = self.runs / "hf_reference"
             self._forget_skipped_hf(hf)
-            argv = ["-m", "ds_w2v.study.hf_reference", "--recipe", PRETRAIN_RECIPE,
+            argv = ["-m", "experiments.study.hf_reference", "--recipe", PRETRAIN_RECIPE,
                     *(["--stop-after", str(plan.hf_updates)] if plan.hf_updates else []),
                     *self.pretrain_overrides(plan.pretrain), f"run_dir={hf}"]
             jobs.append(python_job("hf_reference", argv, hf))

@@ -12,7 +12,7 @@ import pytest
 from ds_w2v.commands.build_lm import build_parser as build_lm_parser
 from ds_w2v.commands.evaluate import build_parser as evaluate_parser
 from ds_w2v.commands.probe import build_parser as probe_parser
-from ds_w2v.demo import (
+from experiments.demo import (
     CPU_DEMO,
     DEMO_SEED,
     LM_ORDER,

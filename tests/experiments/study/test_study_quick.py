@@ -1,4 +1,4 @@
-"""The study end to end through its real entry point (``python -m ds_w2v.study``, what
+"""The study end to end through its real entry point (``python -m experiments.study``, what
 ``launch/study.sh`` runs after setting up the venv): the quick plan on its own small corpora,
 phones only (pretraining with the probe curve, the HF reference, the four phone-CTC arms x 2
 seeds, the probe rows and the ceiling) -- ~3 min on 2 cores; then the same command again,
@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from ds_w2v.study.jobs import ROOT
+from experiments.study.jobs import ROOT
 
 pytestmark = pytest.mark.slow
 
 
 def test_quick_study_end_to_end_and_resumed(tmp_path):
     pytest.importorskip("matplotlib")
-    cmd = [sys.executable, "-m", "ds_w2v.study", "--quick", "--tasks", "phones", "--data", str(tmp_path / "data"),
+    cmd = [sys.executable, "-m", "experiments.study", "--quick", "--tasks", "phones", "--data", str(tmp_path / "data"),
            "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from ds_w2v.study.plan import Arm
-from ds_w2v.study.selection import GridPoint, Spread, choose_lr, grid_edge, grid_points, ratio, summarize_arm
+from experiments.study.plan import Arm
+from experiments.study.selection import GridPoint, Spread, choose_lr, grid_edge, grid_points, ratio, summarize_arm
 
 
 class Watched(dict):

@@ -270,8 +270,8 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
     plan = outcome.plan
     gs = goals(outcome)
     lines = ["# Study: does self-supervised pretraining help tiny at CPU scale?", "",
-             f"Made by `{outcome.command}` (`python -m ds_w2v.study`, plan `{plan.name}`); every figure below is read "
-             "from the runs' `results.json` and `metrics.jsonl` by `ds_w2v/study/`. Rerun the same command to "
+             f"Made by `{outcome.command}` (`python -m experiments.study`, plan `{plan.name}`); every figure below is read "
+             "from the runs' `results.json` and `metrics.jsonl` by `experiments/study/`. Rerun the same command to "
              "reproduce it (finished runs are reused; delete the runs folder to start over).", "",
              "## Goals", "", "| goal | target | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {g.name} | {g.target} | {g.measured} | **{g.verdict}** |" for g in gs]
@@ -312,7 +312,7 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
     hf = outcome.runs.get("hf_reference") or {}
     if hf and not hf.get("skipped"):
         lines.append(f"- HF reference: {hf.get('implementation')}, transformers {hf.get('transformers')}, "
-                     f"{hf.get('updates')} updates, {hf.get('precision')} (`ds_w2v/study/hf_reference.py`)")
+                     f"{hf.get('updates')} updates, {hf.get('precision')} (`experiments/study/hf_reference.py`)")
     lines += ["", "## Wall time", ""]
     labels = {"data_s": "corpora (synth + prepare, or reused)", "pretrain": "pretraining", "hf_reference":
               "HF reference pretraining", "fine-tunes": "fine-tunes (every run)", "probes": "probe rows"}

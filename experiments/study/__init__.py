@@ -1,7 +1,7 @@
 """The study (issue 12, items 4 and 6): a fair ablation of self-supervised pretraining for tiny
 on the synthetic corpora, and the longer CPU study around it (``bash launch/study.sh``).
 
-    python -m ds_w2v.study [--quick | --search] [--estimate]
+    python -m experiments.study [--quick | --search] [--estimate]
 
 plan.py         the plans, typed: corpora, pretraining, arms x lr grid x seeds, budgets; the cost estimate
 corpora.py      ds-w2v synth + prepare of the labelled, unlabelled and emotion corpora; the 10 % subsets
