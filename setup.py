@@ -5,6 +5,7 @@ CPU machine install the CPU build first (``pip install torch==2.13.0 --index-url
 https://download.pytorch.org/whl/cpu``; plain PyPI's Linux torch is a multi-GB CUDA build) and pip
 finds the requirement met.
 """
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -28,7 +29,8 @@ class BuildPyWithDsConfigs(build_py):
 
 setup(
     name="ds_w2v",
-    version="0.1.0",
+    # the one source of the version: ds_w2v/__init__.py (ds-w2v --version prints it)
+    version=re.search(r'^__version__ = "([^"]+)"', Path("ds_w2v/__init__.py").read_text(), re.M).group(1),
     description="DeepSpeed-optimised wav2vec 2.0: pretrain from scratch, fine-tune for ASR (CTC) and classification",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -82,7 +82,8 @@ def _set_local_rank(value: int | None) -> None:
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: ds-w2v COMMAND [options]   (ds-w2v COMMAND --help for its options)", "", "commands:"]
+    lines = ["usage: ds-w2v COMMAND [options]   (ds-w2v COMMAND --help for its options; ds-w2v --version)", "",
+             "commands:"]
     lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"ds-w2v {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

@@ -140,3 +140,10 @@ def test_ds_w2v_pretrain_runs_from_the_wheel(venv, shards, tmp_path):
     train = [r for r in rows if "train/loss" in r]
     assert [r["update"] for r in train] == [1, 2]
     assert list(cwd.iterdir()) == []  # everything went into run_dir, nothing into the working directory
+
+
+def test_version_from_the_installed_console_script(venv):
+    import ds_w2v as checkout
+
+    _, ds_w2v, env, _ = venv
+    assert _run([ds_w2v, "--version"], 60, env=env).strip() == f"ds-w2v {checkout.__version__}"
