@@ -15,8 +15,10 @@ it, and ``ds-w2v transcribe --decoder beam --lm`` / ``decoding.lm`` use it:
   Characters need a longer history than words: order 6, the most flashlight-text's KenLM reads
   (it is built with KENLM_MAX_ORDER=6; ``--order`` above that writes a file only other tools read).
 
-Counting is in memory, for transcript-sized text (a few million words); for more, KenLM's
-``lmplz -o 4 --discount_fallback < text > lm.arpa`` writes the same kind of file.
+Every line is a sentence, an empty one too (``<s> </s>``, as lmplz counts it). The file is the
+one KenLM's ``lmplz -o ORDER --discount_fallback < text > lm.arpa`` writes from the normalised
+text (to float32 rounding; ``tests/lm/assets/``). Counting is in memory (numpy), for up to tens
+of millions of words; for more, use lmplz.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from ..lm.arpa import write_arpa
     from ..lm.corpus import read_sentences, sentence_tokens
-    from ..lm.ngram import count_ngrams, estimate
+    from ..lm.ngram import count_ngrams, estimate_arrays
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.order < 1:
@@ -58,12 +60,12 @@ def main(args: argparse.Namespace) -> int:
             yield tokens
 
     counted = count_ngrams(sentences(), args.order)
-    if not num_sentences:
+    if not num_tokens:
         raise ValueError(f"{' '.join(args.text)}: no text to count (every line empty once normalised)")
-    lm = estimate(counted)
+    lm = estimate_arrays(counted)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # as every --out of ds-w2v: its folder is made
     write_arpa(lm, args.out)
-    counts = ", ".join(f"{k + 1}-grams {len(p):,}" for k, p in enumerate(lm.log10_p))
+    counts = ", ".join(f"{k + 1}-grams {len(g):,}" for k, g in enumerate(lm.grams))
     print(f"{args.out}: {args.unit} {args.order}-gram LM from {num_sentences:,} sentences, {num_tokens:,} {args.unit}s "
-          f"({len(lm.vocabulary) - 3:,} distinct; {counts}) in {time.perf_counter() - start:.1f} s")
+          f"({len(lm.vocab) - 3:,} distinct; {counts}) in {time.perf_counter() - start:.1f} s")
     return 0

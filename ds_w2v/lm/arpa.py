@@ -1,4 +1,5 @@
-"""The ARPA back-off n-gram format: writing an :class:`~ds_w2v.lm.ngram.NgramLM`, reading one back.
+"""The ARPA back-off n-gram format: writing an :class:`~ds_w2v.lm.ngram.NgramLM` or
+:class:`~ds_w2v.lm.ngram.NgramArrays`, reading one back.
 
     \\data\\
     ngram 1=5
@@ -23,7 +24,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from .ngram import NgramLM
+import numpy as np
+
+from .ngram import NgramArrays, NgramLM
 
 _COUNT_LINE = re.compile(r"ngram (\d+)\s*=\s*(\d+)$")
 _SECTION = re.compile(r"\\(\d+)-grams:$")
@@ -34,17 +37,21 @@ def _number(x: float) -> str:
     return f"{x:.7g}"
 
 
-def write_arpa(lm: NgramLM, path: str | os.PathLike) -> Path:
+def write_arpa(lm: NgramLM | NgramArrays, path: str | os.PathLike) -> Path:
     """Write ``lm`` to ``path`` (n-grams sorted, for a reproducible file), atomically: a reader
     never sees half a file under the final name."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write("\\data\\\n")
-        for k in range(1, lm.order + 1):
-            f.write(f"ngram {k}={len(lm.log10_p[k - 1])}\n")
+        sizes = [len(g) for g in lm.grams] if isinstance(lm, NgramArrays) else [len(p) for p in lm.log10_p]
+        for k, n in enumerate(sizes, start=1):
+            f.write(f"ngram {k}={n}\n")
         for k in range(1, lm.order + 1):
             f.write(f"\n\\{k}-grams:\n")
+            if isinstance(lm, NgramArrays):
+                _write_order(f, lm, k)
+                continue
             backoffs = lm.log10_backoff[k - 1] if k < lm.order else {}
             for gram in sorted(lm.log10_p[k - 1]):
                 line = f"{_number(lm.log10_p[k - 1][gram])}\t{' '.join(gram)}"
@@ -54,6 +61,28 @@ def write_arpa(lm: NgramLM, path: str | os.PathLike) -> Path:
         f.write("\n\\end\\\n")
     os.replace(tmp, path)
     return path
+
+
+# lines formatted and written per block: the text of a whole order at once would cost ~80 bytes per
+# n-gram of memory (a million 4-grams: 80 MB) on top of the arrays
+_BLOCK = 65536
+
+
+def _write_order(f, lm: NgramArrays, k: int) -> None:
+    """The k-grams of an array model, already in ARPA's sorted order."""
+    names = np.array(lm.vocab, dtype=object)
+    grams, log10_p = lm.grams[k - 1], lm.log10_p[k - 1]
+    backoff = lm.log10_backoff[k - 1] if k < lm.order else None
+    for start in range(0, len(grams), _BLOCK):
+        block = slice(start, start + _BLOCK)
+        words = names[grams[block]]
+        text = map(" ".join, words.tolist()) if k > 1 else words[:, 0].tolist()
+        probs = map(_number, log10_p[block].tolist())
+        if backoff is None:
+            f.write("".join(f"{p}\t{t}\n" for p, t in zip(probs, text)))
+        else:
+            f.write("".join(f"{p}\t{t}\n" if b != b else f"{p}\t{t}\t{_number(b)}\n"  # b != b: NaN, no history
+                            for p, t, b in zip(probs, text, backoff[block].tolist())))
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

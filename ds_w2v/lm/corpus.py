@@ -53,15 +53,17 @@ def _prepared(directory: Path, split: str) -> Iterator[str]:
                 for member in tar:
                     if member.name.endswith(".json"):
                         text = json.loads(tar.extractfile(member).read()).get("text")
-                        if text:
+                        if isinstance(text, str):  # an unlabelled utterance has none: no sentence
                             yield text
         except (tarfile.TarError, OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{url}: unreadable shard ({e})") from None
 
 
 def read_sentences(sources: Iterable[str | os.PathLike], split: str = "train") -> Iterator[str]:
-    """Normalised, non-empty sentences of every source in turn: a text file (one sentence a line)
-    or a directory made by ``ds-w2v prepare`` (the transcripts of its ``split``)."""
+    """Normalised sentences of every source in turn: a text file (one sentence a line) or a
+    directory made by ``ds-w2v prepare`` (the transcripts of its ``split``). An empty line (or one
+    with nothing left once normalised) is an empty sentence, counted ``<s> </s>``: what lmplz
+    makes of an empty line, so both tools count the same text the same way."""
     for source in sources:
         path = Path(source)
         if path.is_dir():
@@ -73,6 +75,4 @@ def read_sentences(sources: Iterable[str | os.PathLike], split: str = "train") -
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
         for line in lines:
-            text = normalize_text(line)
-            if text:
-                yield text
+            yield normalize_text(line)

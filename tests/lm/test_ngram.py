@@ -53,11 +53,22 @@ def worked_example():
 
 
 def test_continuation_counts():
-    raw = count_ngrams(CORPUS, 2)
-    adjusted = kneser_ney_counts(raw)
-    assert raw[0][("a",)] == 5 and adjusted[0][("a",)] == 3
-    assert {g[0]: n for g, n in adjusted[0].items()} == {"a": 3, "b": 2, "c": 1, EOS: 2, BOS: 5}  # <s>: raw
-    assert adjusted[1] == raw[1] and raw[1][(BOS, "a")] == 3 and sum(raw[1].values()) == 15
+    counted = count_ngrams(CORPUS, 2)
+    raw = counted.as_dicts()
+    adjusted = {w: int(n) for w, n in zip(counted.vocab, kneser_ney_counts(counted)[0])}
+    assert raw[0][("a",)] == 5 and adjusted["a"] == 3
+    assert adjusted == {"a": 3, "b": 2, "c": 1, EOS: 2, BOS: 5, UNK: 0}  # <s>: raw; <unk> listed, unseen
+    assert list(kneser_ney_counts(counted)[1]) == list(counted.raw[1])
+    assert raw[1][(BOS, "a")] == 3 and sum(raw[1].values()) == 15
+    # the arrays list n-grams as the ARPA file does: sorted by their words' strings
+    assert list(raw[1]) == sorted(raw[1]) and counted.vocab == sorted(counted.vocab)
+
+
+def test_an_empty_sentence_is_bos_eos_and_reserved_words_are_refused():
+    raw = count_ngrams([["a"], [], []], 2).as_dicts()
+    assert raw[1] == {(BOS, "a"): 1, ("a", EOS): 1, (BOS, EOS): 2} and raw[0][(BOS,)] == 3
+    with pytest.raises(ValueError, match="holds <s> or </s>"):
+        count_ngrams([["a"], ["b", EOS]], 2)
 
 
 def test_worked_example_probabilities_and_backoffs():
@@ -65,7 +76,7 @@ def test_worked_example_probabilities_and_backoffs():
     got_p1 = {g[0]: 10 ** p for g, p in lm.log10_p[0].items() if g != (BOS,)}
     assert got_p1 == pytest.approx(P1, rel=1e-12)
     assert sum(P1.values()) == pytest.approx(1.0)  # the example itself is a distribution
-    assert lm.log10_p[0][(BOS,)] == -99.0  # never predicted
+    assert lm.log10_p[0][(BOS,)] == 0.0  # never predicted; lmplz writes 0
     assert {g: 10 ** p for g, p in lm.log10_p[1].items()} == pytest.approx(P2, rel=1e-12)
     assert {g: 10 ** b for g, b in lm.log10_backoff[0].items()} == pytest.approx(GAMMA2, rel=1e-12)
     # backing off: an unseen bigram is gamma(history) x p(word)
@@ -74,9 +85,12 @@ def test_worked_example_probabilities_and_backoffs():
 
 
 def test_fallback_discounts_when_the_counts_cannot_give_them():
-    # no n-gram of this corpus has a count of 4 (n4 = 0) at either order: KenLM's fallback
+    # order 1's continuation counts a 3, b 2, c 1, </s> 2: n1 1, n2 2, n3 1, n4 0 -> estimable by
+    # KenLM's rule (n4 = 0 gives D3+ = 3): Y = 1/5, D1 = 1 - 2Y x 2, D2 = 2 - 3Y / 2.
+    # order 2's raw counts 3, 1, 1, 3, 2, 3, 1, 1: n1 4, n2 1, n3 3, Y = 2/3, D2 = 2 - 3Y x 3 = -4 < 0
+    # -> KenLM's fallback
     lm = estimate(count_ngrams(CORPUS, 2))
-    assert lm.discounts == [FALLBACK_DISCOUNTS, FALLBACK_DISCOUNTS]
+    assert lm.discounts == [pytest.approx((0.2, 1.7, 3.0)), FALLBACK_DISCOUNTS]
 
 
 def test_modified_discounts_from_count_of_counts():
@@ -86,9 +100,20 @@ def test_modified_discounts_from_count_of_counts():
     assert d1 == pytest.approx(1 - 2 * 0.5 * 5 / 10)  # 0.5
     assert d2 == pytest.approx(2 - 3 * 0.5 * 3 / 5)  # 1.1
     assert d3 == pytest.approx(3 - 4 * 0.5 * 2 / 3)  # 1.667
-    assert modified_discounts([1, 1, 2, 3]) is None  # n4 = 0
     with pytest.raises(ValueError, match="each D_r in"):
-        estimate(count_ngrams(CORPUS, 2), [(0.5, 1.0, 1.5), (0.0, 1.0, 1.5)])
+        estimate(count_ngrams(CORPUS, 2), [(0.5, 1.0, 1.5), (0.5, 2.5, 1.5)])
+
+
+@pytest.mark.parametrize("counts, expected", [
+    # KenLM's rule (lm/builder/adjust_counts.cc): n1, n2, n3 > 0 and each 0 <= D_r <= r
+    ([1, 1, 2, 3], (0.5, 0.5, 3.0)),  # n4 = 0: Y = 0.5, D3+ = 3 - 0 = 3 (the old rule fell back here)
+    ([1, 2, 3, 3, 4], (1 / 3, 0.0, 7 / 3)),  # Y = 1/3, D2 = 2 - 3Y x 2/1 = 0: in range, kept
+    ([1, 2, 3, 3, 3], None),  # Y = 1/3, D2 = 2 - 3Y x 3/1 = -1 < 0: fallback
+    ([1, 1, 2, 4, 4], None),  # n3 = 0: fallback
+])
+def test_kenlm_estimability_rule(counts, expected):
+    got = modified_discounts(counts)
+    assert got == (None if expected is None else pytest.approx(expected))
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
