@@ -63,6 +63,7 @@ import soxr
 from ds_w2v.data.audio import AUDIO_EXTENSIONS, RESAMPLE_QUALITY, is_audio_name
 from ds_w2v.data.batching import Utterance
 from ds_w2v.data.shard_format import INDEX_NAME, SAMPLE_RATE
+from ds_w2v.errors import reason
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # files already reported by this process
@@ -246,7 +247,7 @@ class NoiseFolder:
                 if info.frames <= 0 or info.samplerate <= 0:
                     raise ValueError(f"header gives {info.frames} frames at {info.samplerate} Hz")
             except Exception as e:  # libsndfile's own errors; any failure makes the file unusable
-                _warn_once(str(path), f"unreadable noise file: {type(e).__name__}: {str(e)[:200]}")
+                _warn_once(str(path), f"unreadable noise file: {reason(e)}")
                 skipped += 1
                 continue
             found.append(_NoiseFile(path, int(info.frames), int(info.samplerate)))
@@ -265,7 +266,7 @@ class NoiseFolder:
         try:
             x, rate = _read_float(f.path, start, min(need, f.frames))
         except Exception as e:
-            _warn_once(str(f.path), f"noise file became unreadable: {type(e).__name__}: {str(e)[:200]}")
+            _warn_once(str(f.path), f"noise file became unreadable: {reason(e)}")
             return None
         x = _to_16k(x, rate)
         if len(x) == 0:
@@ -343,7 +344,7 @@ def open_rirs(path: str) -> tuple[np.ndarray, ...]:
             if len(h) == 0 or h[peak] == 0.0 or not np.isfinite(h).all():
                 raise ValueError("silent or not finite")
         except Exception as e:
-            _warn_once(str(file), f"unusable impulse response: {type(e).__name__}: {str(e)[:200]}")
+            _warn_once(str(file), f"unusable impulse response: {reason(e)}")
             skipped += 1
             continue
         rirs.append(np.ascontiguousarray(h[peak:]))

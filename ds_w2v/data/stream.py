@@ -47,6 +47,7 @@ from ds_w2v.data.batching import (
 )
 from ds_w2v.data.deadline import DeadlineReader, ReadTimeout
 from ds_w2v.data.shard_format import SAMPLE_RATE
+from ds_w2v.errors import reason
 
 log = logging.getLogger(__name__)
 _LOGGED: set[tuple[str, str]] = set()  # (url, reason) already logged by this process
@@ -443,7 +444,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                     unreachable.append((url, why))
                     pending.stats.skip(UNREACHABLE_SHARD, url, why)
                 else:
-                    pending.stats.skip(S.BAD_SHARD, url, f"{type(exn).__name__}: {exn}"[:300])
+                    pending.stats.skip(S.BAD_SHARD, url, reason(exn))
             return True  # skip what is left of the damaged part and go on
 
         # WebDataset's own stages for one URL (StreamingOpen, tar_file_expander, group_by_keys: what

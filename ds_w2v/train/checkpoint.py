@@ -219,6 +219,39 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and (path / "model.json").is_file() and ckpt_dir(path).is_dir()
 
 
+# the model config fields that decide parameter shapes (or what the parameters mean): a checkpoint
+# made with other values cannot be resumed by this model
+SHAPE_KEYS = ("conv_layers", "extractor_mode", "conv_bias", "encoder_layers", "encoder_embed_dim",
+              "encoder_ffn_embed_dim", "encoder_attention_heads", "layer_norm_first", "conv_pos", "conv_pos_groups",
+              "latent_vars", "latent_groups", "latent_dim", "final_dim", "classifier_proj_size",
+              "use_weighted_layer_sum")
+
+
+def resume_problem(run_dir: Path, model: Wav2Vec2Task) -> str | None:
+    """Why ``model`` cannot resume the checkpoints in ``run_dir`` (another task, shape, vocabulary
+    or label set, read from its ``model.json``), or None (nothing to resume, or it fits). Checked
+    before anything is written, so that the answer is one line, not a missing-key traceback."""
+    if latest_tag(run_dir) is None:
+        return None
+    try:
+        meta = json.loads((Path(run_dir) / "model.json").read_text())
+    except (OSError, ValueError):
+        return None  # an older layout: DeepSpeed's own load will say what does not fit
+    if meta.get("task") != model.task:
+        return f"holds the checkpoints of a {meta.get('task')} run, and this is a {model.task} run"
+    old = meta.get("config") or {}
+    new = json.loads(json.dumps(model.config.to_dict()))  # tuples as JSON lists, as model.json has them
+    diff = [k for k in SHAPE_KEYS if k in old and old[k] != new.get(k)]
+    if diff:
+        shown = "; ".join(f"{k} {old[k]} there, {new.get(k)} here" for k in diff[:3])
+        return f"holds the checkpoints of another model ({shown})"
+    old_extra, new_extra = meta.get("extra") or {}, json.loads(json.dumps(model.extra_state()))
+    for key in sorted(set(old_extra) | set(new_extra)):
+        if old_extra.get(key) != new_extra.get(key):
+            return f"holds the checkpoints of a model with another {key}"
+    return None
+
+
 def write_model_meta(run_dir: Path, model: Wav2Vec2Task) -> None:
     meta = {"format": MODEL_FORMAT, "version": 1, "task": model.task, "config": model.config.to_dict(),
             "extra": model.extra_state()}

@@ -184,7 +184,10 @@ class ProbeConfig:
 @dataclass
 class TrainConfig:
     task: str = "pretrain"
-    run_dir: str = "runs/run"
+    run_dir: str = ""
+    """Where checkpoints, metrics, TensorBoard logs and results go. "": ``runs/<recipe>`` (the
+    recipe's file name without .yaml), else ``runs/<task>``: never one directory shared by every
+    task, where a second command would resume another task's checkpoint."""
     seed: int = 1
     device: str = "auto"
     """``auto``: this rank's GPU when torch sees one, else the CPU; ``cpu``: the CPU even with a
@@ -489,6 +492,8 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] = (), **f
         node[path[-1]] = value
     data = _merge(data, fields)
     config = _build(TrainConfig, data)
+    if not config.run_dir:  # runs/<recipe>, else runs/<task> (see TrainConfig.run_dir)
+        config.run_dir = str(Path("runs") / (Path(str(recipe)).stem if recipe else config.task))
     config.validate()
     return config
 

@@ -133,8 +133,15 @@ class Trainer:
             model.wav2vec2.encoder.checkpoint_layers = set(range(n)) if ac == "all" else {i for i in ac if 0 <= i < n}
         self.compiled = compile_model(model, config.compile)  # before deepspeed.initialize wraps it
         self.run_dir = Path(config.run_dir)
-        # one writer per run directory, taken before anything is written into it
+        # one writer per run directory, taken before anything is written into it; a run directory
+        # holding another task's or shape's checkpoints is refused before model.json is rewritten
         self.lock = RunLock(self.run_dir).acquire() if self.is_rank0 else None
+        problem = ckpt.resume_problem(self.run_dir, model)
+        if problem:
+            if self.lock is not None:
+                self.lock.release()
+            raise ValueError(f"run_dir {self.run_dir} {problem}: resume it with the command that made it, "
+                             "or choose another run_dir")
         if self.is_rank0:
             ckpt.write_model_meta(self.run_dir, model)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ...errors import reason
 from ...text import CharVocab
 from .config import Wav2Vec2Config
 from .interop_fairseq import is_fairseq_checkpoint, load_fairseq_checkpoint, load_torch_file
@@ -107,8 +108,7 @@ def load_model(path: str | Path, dictionary: str | Path | None = None) -> Wav2Ve
         try:
             payload = load_torch_file(path)
         except Exception as e:  # pickle / zip errors: say which file and why, in one line
-            reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
-            raise ValueError(f"{path}: not a ds_w2v model file or fairseq checkpoint ({reason})") from None
+            raise ValueError(f"{path}: not a ds_w2v model file or fairseq checkpoint ({reason(e)})") from None
         if is_fairseq_checkpoint(payload):
             return load_fairseq_checkpoint(payload, path, dictionary)
         model = model_from_payload(payload, str(path))
