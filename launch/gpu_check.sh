@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The GPU check (ds_w2v/bench/gpu_check.py): every GPU path once, time-boxed, results in gpu_results/.
-#   bash launch/gpu_check.sh [--minutes 8] [--out gpu_results]   on the lent GPU machine (one H100/H200)
-#   bash launch/gpu_check.sh --dry-run                            on CPU with tiny, a few minutes (CI runs it)
+#   bash launch/gpu_check.sh [--minutes 8.5] [--out gpu_results] on the lent GPU machine (one H100/H200)
+#   bash launch/gpu_check.sh --dry-run                            on CPU with tiny, ~5 min (12 at most; CI runs it)
 # On the GPU machine (offline; its python3 has torch + CUDA, transformers, tensorboard, nvcc) the wheels
 # that image lacks come from .whl/ (made here by launch/gpu_wheels.sh, carried with the call): they are
 # installed into /tmp/site (no venv; the image's torch stays) and put on PYTHONPATH with the checkout.
-# A device call:  bash launch/gpu_check.sh --minutes 8 --out "$OUT"   (carry: .whl)
+# A device call:  bash launch/gpu_check.sh --out "$OUT"   (carry: .whl; 8.5 min + the wheels, in the 10-minute limit)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

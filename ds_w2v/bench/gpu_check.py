@@ -1,29 +1,47 @@
 """The GPU check: every GPU path of ds_w2v, once, time-boxed, for a short loan of one GPU.
 
-    bash launch/gpu_check.sh [--minutes 8] [--out gpu_results]     # on the GPU machine
-    bash launch/gpu_check.sh --dry-run                             # CPU, tiny, a few minutes (CI)
+    bash launch/gpu_check.sh [--minutes 8.5] [--out gpu_results]   # on the GPU machine
+    bash launch/gpu_check.sh --dry-run                             # CPU, tiny, ~5 minutes (CI)
 
-Steps, in order; each runs as its own process under a timeout, and the check goes on after a
-step fails (a CUDA error, an op that will not build, a timeout):
+The loan is one command of at most 10 minutes: nothing here may block past its budget, and what
+was measured must be on disk when the command ends however it ends. So every step runs in a
+process group of its own under its own timeout, and on timeout the whole group is killed
+(``timebox.py``: a pytest's training, a build's ninja and nvcc, a loader's workers included); the
+check goes on after a step fails; ``results.json`` and ``summary.md`` are rewritten after every
+step and every row within a step; and the exit status is non-zero when a step failed.
 
-1. ``env``: GPU, torch / CUDA / DeepSpeed / transformers versions, ``nvcc``; whether DeepSpeed's
-   FusedAdam builds (and how long that took) or the trainer will fall back to torch's AdamW; which
-   SDPA backends accept a padding mask in bf16.
-2. ``tests``: ``pytest -m gpu tests/gpu`` (HF parity on CUDA, SDPA backends with padding, a
-   one-GPU trainer run under ZeRO-2 and ZeRO-3 with a resume).
-3. ``bench_step`` / ``bench_train``: ``original`` in bf16 at BASE's micro-batch (6 x 14.583 s =
+Core steps, in order, each with a share of the budget (the shares sum to at most 1, so each
+step gets its share even when every step before it used all of its own; what a step leaves
+goes to the optional rows):
+
+1. ``env``: GPU, versions, ``nvcc``, and which SDPA backends take a padding mask — before any build.
+2. ``ops``: DeepSpeed's ops that the later steps would JIT-build (FusedAdam on GPU; on the CPU dry
+   run the shm comm op every CPU process builds at ``init_distributed``), once, first, under their
+   own timeout. A failed or cut build is recorded in ``DS_W2V_OP_RECORD`` (exported to every later
+   step: ``engine.probe_op_builder`` reads it and goes straight to torch's AdamW, without trying
+   again), and a cut build's stale ``lock`` is removed (every later build would wait on it).
+3. ``tests``: ``pytest -m gpu``, one run per file of ``tests/gpu`` with its share of the step;
+   per-test results from the junit XML, or from the verbose output kept as it came when a file was cut.
+4. ``bench_step`` / ``bench_train``: ``original`` in bf16 at BASE's micro-batch (6 x 14.583 s =
    87.5 audio-s) and at 4 x 4 s, ours and HF ``Wav2Vec2ForPreTraining`` in the same process.
-4. ``corpus``: synthesised read speech (espeak-ng) in the TIMIT layout, prepared to shards.
-5. ``pretrain`` / ``finetune_ctc``: real runs of ``original`` through the real entry point
+5. ``corpus``: ``--hours`` of synthesised read speech (espeak-ng) in the TIMIT layout, prepared.
+6. ``pretrain`` / ``finetune_ctc``: real runs of ``original`` through the real entry point
    (``python -m ds_w2v.train``) with data workers, stopped by ``max_train_s``; end-to-end
    audio-s/s, MFU and the share of update time spent waiting for data, from metrics.jsonl.
-6. ``bench_sizes``: ``small`` and ``medium`` in ``bench train``, if time is left.
 
-``--dry-run`` runs the same steps on the CPU with ``tiny`` and tiny budgets (the GPU tests with
-``DS_W2V_GPU_TESTS_ON_CPU=1``), so the script cannot rot between loans. Output, under ``--out``
-(written after every step, so a killed check still leaves what it did): ``summary.md`` (tables
-in the layout of BENCHMARKS.md), ``results.json`` and ``log.txt`` (each step's command and
-output tail).
+Then optional rows, in priority order, each only when enough of the budget is left for it (a
+row that does not fit is skipped and the next, cheaper one tried): ``precision`` (fp16 next to
+bench_train's bf16), ``zero_memory`` (peak memory of ``original`` under ZeRO-1 and 3, next to 2),
+``max_batch`` (the largest batch one update fits), ``pretrain_prefetch`` and ``pretrain_compile``
+(``data.prefetch`` and ``compile=blocks`` on, against ``pretrain``'s off), ``loader`` (the training
+stream alone with 16 workers), ``matmul`` (dense bf16 matmul TFLOP/s, to put MFU against) and
+``bench_sizes`` (``small`` and ``medium``).
+
+``--dry-run`` runs the same steps on the CPU with ``tiny`` and small budgets (the GPU tests with
+``DS_W2V_GPU_TESTS_ON_CPU=1``), so the script cannot rot between loans; CI runs it, and its exit
+status fails CI. Output, under ``--out``: ``summary.md`` (tables in the layout of BENCHMARKS.md),
+``results.json`` and ``log.txt`` (each step's command and output tail); the steps' full output,
+corpus and runs stay in ``--work``.
 """
 from __future__ import annotations
 
@@ -31,19 +49,37 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
+import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..train import op_record
+from .gpu_report import parse_junit, parse_pytest_verbose, render_summary, summarise_metrics
+from .timebox import GRACE_S, run_timeboxed, tail
+
+__all__ = ["Check", "Extra", "Plan", "main", "parse_junit", "parse_pytest_verbose", "render_summary",
+           "summarise_metrics"]
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_BATCH = (6, 14.583)  # utterances x seconds: 87.5 audio-s, wav2vec 2.0 BASE's 1.4M-sample micro-batch
 SMALL_BATCH = (4, 4.0)
-TAIL_CHARS = 4000  # of each step's output kept in log.txt
+TAIL_CHARS = 4000  # of each command's output kept in log.txt
+MIN_STEP_S = 5.0  # a step with less than this left is skipped, not started
+CORE = ("env", "ops", "tests", "bench_step", "bench_train", "corpus", "pretrain", "finetune_ctc")
+
+
+@dataclass(frozen=True)
+class Extra:
+    """An optional row: started only with ``min_s`` seconds of the budget left, for at most ``cap_s``."""
+
+    name: str
+    min_s: float
+    cap_s: float
 
 
 @dataclass
@@ -55,94 +91,152 @@ class Plan:
     preset: str
     sizes: tuple[str, ...]
     precision: str
+    alt_precision: str  # the precision row's
     step_batches: tuple[tuple[int, float], ...]
     bench_steps: int
     bench_warmup: int
     corpus_hours: float
-    corpus_speakers: int
-    pretrain_s: float
+    pretrain_s: float  # max_train_s of the end-to-end runs (start-up, test and save are on top)
     finetune_s: float
+    option_train_s: float  # of the prefetch / compile rows
     num_workers: int
-    # share of the whole budget each step may take at most (the rest carries over to later steps)
-    shares: dict[str, float] = field(default_factory=dict)
+    loader_workers: int
+    ops: tuple[str, ...]  # DeepSpeed op builders the later steps would build
+    test_files: tuple[tuple[str, float], ...]  # (tests/gpu file, its share of the tests step), cheapest first
+    max_batch: tuple[int, int, float]  # (first batch, largest tried, seconds per utterance)
+    matmul: tuple[int, str]  # (matrix size, dtype)
+    shares: dict[str, float] = field(default_factory=dict)  # core step -> most of the budget it may use
+    extras: tuple[Extra, ...] = ()
+
+    def __post_init__(self) -> None:
+        if set(self.shares) != set(CORE):
+            raise ValueError(f"Plan: shares for {sorted(self.shares)}, want {sorted(CORE)}")
+        if sum(self.shares.values()) > 1.0 + 1e-9:  # else a late step could find its share spent by others
+            raise ValueError(f"Plan: the core steps' shares sum to {sum(self.shares.values()):.2f} > 1")
+        if abs(sum(s for _, s in self.test_files) - 1.0) > 1e-9:
+            raise ValueError("Plan: the test files' shares must sum to 1")
 
     @classmethod
     def gpu(cls, minutes: float) -> "Plan":
-        return cls(False, minutes, "original", ("small", "medium"), "bf16", (BASE_BATCH, SMALL_BATCH),
-                   bench_steps=5, bench_warmup=2, corpus_hours=1.0, corpus_speakers=60,
-                   pretrain_s=0.15 * minutes * 60, finetune_s=0.06 * minutes * 60, num_workers=4,
-                   # env holds the first FusedAdam JIT build (~1 min with nvcc; later runs load it from
-                   # torch's extension cache): cutting it short would leave a stale build lock behind
-                   shares={"env": 0.20, "tests": 0.25, "bench_step": 0.10, "bench_train": 0.10, "corpus": 0.05,
-                           "pretrain": 0.22, "finetune_ctc": 0.12, "bench_sizes": 0.20})
+        s = minutes * 60
+        return cls(False, minutes, "original", ("small", "medium"), "bf16", "fp16", (BASE_BATCH, SMALL_BATCH),
+                   bench_steps=5, bench_warmup=2, corpus_hours=1.0,
+                   # start-up (imports, DeepSpeed, CUDA, workers: ~25 s) and the test pass come on top
+                   pretrain_s=0.11 * s, finetune_s=0.04 * s, option_train_s=0.05 * s, num_workers=8,
+                   loader_workers=16, ops=("FusedAdamBuilder",),
+                   test_files=(("tests/gpu/test_sdpa_backends.py", 0.10), ("tests/gpu/test_hf_parity_gpu.py", 0.20),
+                               ("tests/gpu/test_compile_gpu.py", 0.25), ("tests/gpu/test_trainer_gpu.py", 0.45)),
+                   max_batch=(6, 384, BASE_BATCH[1]), matmul=(8192, "bf16"),
+                   # ops: a cold FusedAdam build is ~1 min with nvcc; tests: 4 trainer subprocesses + compile
+                   shares={"env": 0.03, "ops": 0.20, "tests": 0.30, "bench_step": 0.06, "bench_train": 0.07,
+                           "corpus": 0.06, "pretrain": 0.18, "finetune_ctc": 0.10},
+                   extras=(Extra("precision", 20, 45), Extra("zero_memory", 25, 60), Extra("max_batch", 30, 75),
+                           Extra("pretrain_prefetch", 45, 70), Extra("pretrain_compile", 80, 120),
+                           Extra("loader", 15, 40), Extra("matmul", 8, 20), Extra("bench_sizes", 40, 90)))
 
     @classmethod
     def cpu_dry_run(cls, minutes: float) -> "Plan":
-        return cls(True, minutes, "tiny", ("tiny",), "fp32", ((2, 2.0),), bench_steps=1, bench_warmup=1,
-                   corpus_hours=0.05, corpus_speakers=25, pretrain_s=8.0, finetune_s=5.0, num_workers=1,
-                   # env: the first CPU build of DeepSpeed's fused Adam op took 56 s on 2 quiet cores
-                   # (2026-12-03) and ran past 72 s (0.15 of 8 min) in CI on a shared machine, where
-                   # a cut-short build is a failed check and a stale lock: room for twice that
-                   shares={"env": 0.35, "tests": 0.40, "bench_step": 0.15, "bench_train": 0.15, "corpus": 0.15,
-                           "pretrain": 0.25, "finetune_ctc": 0.25, "bench_sizes": 0.15})
+        s = minutes * 60
+        return cls(True, minutes, "tiny", (), "fp32", "fp32", ((2, 2.0),), bench_steps=1, bench_warmup=1,
+                   # 0.3 h: 33 speakers, of which 24 are TIMIT's core test set: ~90 train utterances
+                   corpus_hours=0.3, pretrain_s=8.0, finetune_s=5.0, option_train_s=6.0, num_workers=1,
+                   loader_workers=2, ops=("ShareMemCommBuilder",),
+                   test_files=(("tests/gpu/test_sdpa_backends.py", 0.10), ("tests/gpu/test_hf_parity_gpu.py", 0.25),
+                               ("tests/gpu/test_compile_gpu.py", 0.25), ("tests/gpu/test_trainer_gpu.py", 0.40)),
+                   max_batch=(1, 2, 2.0), matmul=(512, "fp32"),
+                   # measured on 2 cores (2026-12-07), quiet / at load average 5.4 (other jobs): env 6 s,
+                   # the shm op's cold build 38 s (~100 s loaded), tests 75 / 141 s, each bench 8 / >24 s,
+                   # corpus 7 / 15 s, pretrain 25 / 30 s, fine-tuning 37 s: at 12 minutes each share is
+                   # ~3x the quiet figure, so that a CI machine shared with other jobs passes too (a cut
+                   # shm build would cost every later DeepSpeed process its own build)
+                   shares={"env": 0.04, "ops": 0.16, "tests": 0.32, "bench_step": 0.06, "bench_train": 0.06,
+                           "corpus": 0.06, "pretrain": 0.14, "finetune_ctc": 0.16},
+                   # no compile row on CPU: it is the prefetch row's code with another override, and
+                   # inductor's C++ build of tiny's blocks would take minutes on 2 cores
+                   extras=(Extra("precision", 15, 40), Extra("zero_memory", 15, 40), Extra("max_batch", 15, 40),
+                           Extra("pretrain_prefetch", 25, 60), Extra("loader", 10, 30), Extra("matmul", 5, 20)))
 
 
 @dataclass
 class StepResult:
-    status: str  # ok | failed | timeout | skipped
+    status: str  # ok | failed | timeout | skipped | running
     seconds: float = 0.0
     data: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
 
+class _Partial:
+    """A step's figures so far: ``update`` writes them to disk at once (the step is still running)."""
+
+    def __init__(self, check: "Check", name: str, t0: float):
+        self.check, self.name, self.t0, self.data = check, name, t0, {}
+
+    def update(self, **data: Any) -> None:
+        self.data.update(data)
+        self.check.results[self.name] = StepResult("running", time.monotonic() - self.t0, dict(self.data))
+        self.check.write()
+
+
 class Check:
     def __init__(self, plan: Plan, out: Path, work: Path, python: str):
         self.plan, self.out, self.python = plan, out, python
-        self.work = work  # corpus, runs, bench JSON: outside ``out``, which holds only what comes back
+        self.work = work  # corpus, runs, logs, bench JSON: outside ``out``, which holds only what comes back
         self.deadline = time.monotonic() + plan.minutes * 60
         self.results: dict[str, StepResult] = {}
         self.log: list[str] = []
         self.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        self._partial: _Partial | None = None
 
     # -- running ------------------------------------------------------------------------------
     def remaining_s(self) -> float:
         return self.deadline - time.monotonic()
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "MASTER_ADDR")}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
         env["PYTHONUNBUFFERED"] = "1"
+        env[op_record.ENV] = str(self.work / "op_record")  # every step reads what the ops step recorded
         if self.plan.dry_run:
             env.update(DS_ACCELERATOR="cpu", DS_W2V_GPU_TESTS_ON_CPU="1", CUDA_VISIBLE_DEVICES="")
         return env
 
     def run_cmd(self, name: str, cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
-        """(exit code or None on timeout, output tail); the command and its tail go to log.txt."""
+        """(exit code, or None when ``timeout_s`` cut it; output tail). The command runs in its own
+        process group, killed as a group when it ends; its output goes to ``work/logs/`` as it
+        comes, and its command and tail to log.txt. Never runs past the check's deadline."""
+        timeout_s = max(1.0, min(timeout_s, self.remaining_s() - GRACE_S))
+        log = self.work / "logs" / (name.replace(" ", "_").replace("/", "_") + ".log")
         self.log.append(f"## {name}: {' '.join(cmd)}")
-        try:
-            proc = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True,
-                                  timeout=max(1.0, timeout_s))
-            text, code = proc.stdout + proc.stderr, proc.returncode
-        except subprocess.TimeoutExpired as e:
-            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-            text, code = out + err + f"\n[timed out after {timeout_s:.0f} s]", None
-        self.log.append(text[-TAIL_CHARS:])
+        code, _ = run_timeboxed(cmd, timeout_s, log, cwd=ROOT, env=self.env())
+        text = tail(log, TAIL_CHARS)
+        if code is None:
+            text += f"\n[timed out after {timeout_s:.0f} s; its process group was killed]"
+        self.log.append(text)
         return code, text
 
-    def step(self, name: str, fn: Callable[[float], dict[str, Any]]) -> None:
-        budget = min(self.plan.shares[name] * self.plan.minutes * 60, self.remaining_s())
-        if budget < 5:
+    def partial(self, **data: Any) -> None:
+        """Record the running step's figures so far (written to disk now)."""
+        if self._partial is not None:
+            self._partial.update(**data)
+
+    def step(self, name: str, fn: Callable[[float], dict[str, Any]], budget: float) -> None:
+        budget = min(budget, self.remaining_s() - GRACE_S)
+        if budget < MIN_STEP_S:
             self.results[name] = StepResult("skipped", error="no time left in the budget")
         else:
             t0 = time.monotonic()
+            self._partial = _Partial(self, name, t0)
             try:
                 data = fn(budget)
                 status = data.pop("_status", "ok")
                 error = data.pop("_error", "")
                 self.results[name] = StepResult(status, time.monotonic() - t0, data, error)
             except Exception as e:  # noqa: BLE001 -- a step's failure is a result; the check goes on
-                self.results[name] = StepResult("failed", time.monotonic() - t0, error=f"{type(e).__name__}: {e}")
+                self.results[name] = StepResult("failed", time.monotonic() - t0, dict(self._partial.data),
+                                                f"{type(e).__name__}: {e}")
+            finally:
+                self._partial = None
         self.write()
         r = self.results[name]
         print(f"[gpu_check] {name}: {r.status} ({r.seconds:.0f} s){' - ' + r.error[:200] if r.error else ''}",
@@ -152,51 +246,114 @@ class Check:
     def outcome(code: int | None, text: str) -> dict[str, Any]:
         if code == 0:
             return {}
-        if code is None:
-            return {"_status": "timeout", "_error": text.strip().splitlines()[-1] if text.strip() else "timed out"}
         lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        if code is None:
+            return {"_status": "timeout", "_error": lines[-1] if lines else "timed out"}
         return {"_status": "failed", "_error": (lines[-1] if lines else f"exit {code}")[:500]}
 
-    # -- the steps ----------------------------------------------------------------------------
-    def step_env(self, budget: float) -> dict[str, Any]:
-        path = self.work / "env.json"
-        code, text = self.run_cmd("env", [self.python, "-m", "ds_w2v.bench.gpu_check", "--probe-env", str(path)], budget)
+    def _probe(self, name: str, args: list[str], path: Path, timeout_s: float) -> dict[str, Any]:
+        """``gpu_probes`` in its own process: its JSON (as far as it got) and the outcome."""
+        path.unlink(missing_ok=True)
+        code, text = self.run_cmd(name, [self.python, "-m", "ds_w2v.bench.gpu_probes", *args], timeout_s)
         data = json.loads(path.read_text()) if path.is_file() else {}
         return {**data, **self.outcome(code, text)}
 
-    def step_tests(self, budget: float) -> dict[str, Any]:
-        xml = self.work / "gpu_tests.xml"
-        code, text = self.run_cmd("tests", [self.python, "-m", "pytest", "-q", "-m", "gpu", "tests/gpu", "-p",
-                                            "no:cacheprovider", f"--junitxml={xml}", "-rs"], budget)
-        data = parse_junit(xml) if xml.is_file() else {}
-        if code in (0, 5) and data:  # 5: nothing collected (counted below as 0 tests)
-            return data if data.get("failed", 0) == 0 else {**data, "_status": "failed", "_error": "some tests failed"}
-        return {**data, **self.outcome(code, text)}
+    # -- the core steps -----------------------------------------------------------------------
+    def step_env(self, budget: float) -> dict[str, Any]:
+        return self._probe("env", ["env", str(self.work / "env.json")], self.work / "env.json", budget)
 
-    def _bench(self, name: str, kind: str, budget: float, presets: tuple[str, ...], zero: str = "2") -> dict[str, Any]:
+    def step_ops(self, budget: float) -> dict[str, Any]:
+        start, builds, status = time.monotonic(), {}, {}
+        for i, builder in enumerate(self.plan.ops):
+            left = (budget - (time.monotonic() - start)) / (len(self.plan.ops) - i)
+            path = self.work / f"op_{builder}.json"
+            got = self._probe(f"ops {builder}", ["build-op", builder, str(path)], path, left)
+            got.pop("pid", None)
+            if got.get("_status") == "timeout":
+                # the record every later step reads: straight to the fallback, no second build
+                why = f"build cut after {left:.0f} s by the GPU check (its process group killed)"
+                op_record.record_failure(builder, why, self.env())
+                got.update(status="timeout", error=why)
+            if got.get("status") != "built":  # a killed build leaves torch's lock: later builds would wait on it
+                removed = []
+                for lock in op_record.stale_locks(builder, self.env()):
+                    lock.unlink(missing_ok=True)
+                    removed.append(str(lock))
+                got["removed_locks"] = removed
+            if "_status" in got:
+                status = {"_status": got.pop("_status"), "_error": f"{builder}: {got.pop('_error', '')}"}
+            builds[builder] = got
+            self.partial(builds=builds)
+        return {"builds": builds, "record": str(self.work / "op_record"), **status}
+
+    def step_tests(self, budget: float) -> dict[str, Any]:
+        start = time.monotonic()
+        files: dict[str, Any] = {}
+        totals: dict[str, Any] = {"passed": 0, "failed": 0, "skipped": 0, "failures": [], "skips": []}
+        status: dict[str, Any] = {}
+        done_share = 0.0
+        for path, share in self.plan.test_files:
+            done_share += share
+            left = start + done_share * budget - time.monotonic()  # its share, plus what earlier files left
+            name = Path(path).stem
+            if left < MIN_STEP_S:
+                files[name] = {"status": "skipped", "seconds": 0.0}
+                status = {"_status": "timeout", "_error": f"no time left for {name}"}
+                continue
+            xml = self.work / "tests" / f"{name}.xml"
+            xml.unlink(missing_ok=True)
+            t0 = time.monotonic()
+            code, text = self.run_cmd(f"tests {name}", [self.python, "-m", "pytest", "-v", "-rA", "-m", "gpu", path,
+                                                        "-p", "no:cacheprovider", f"--junitxml={xml}"], left)
+            streamed = parse_pytest_verbose((self.work / "logs" / f"tests_{name}.log").read_text(errors="replace"))
+            got = parse_junit(xml) if xml.is_file() and code is not None else streamed
+            got["cut"] = streamed["cut"] if code is None else None
+            if code is None:
+                got["status"], status = "timeout", {"_status": "timeout", "_error": f"{name} cut during {got['cut']}"}
+            elif code in (0, 5) and got["failed"] == 0:  # 5: nothing collected
+                got["status"] = "ok"
+            else:
+                got["status"] = "failed"
+                if status.get("_status") != "timeout":
+                    status = {"_status": "failed", "_error": f"{name}: " + (
+                        got["failures"][0] if got["failures"] else self.outcome(code, text).get("_error", ""))}
+            got["seconds"] = round(time.monotonic() - t0, 1)
+            files[name] = got
+            for k in ("passed", "failed", "skipped"):
+                totals[k] += got[k]
+            totals["failures"] += got["failures"]
+            totals["skips"] += got["skips"]
+            self.partial(files=files, **totals)
+        return {"files": files, **totals, **status}
+
+    def _bench(self, name: str, kind: str, budget: float, presets: tuple[str, ...], zero: str = "2",
+               precision: str | None = None, batches: tuple[tuple[int, float], ...] | None = None,
+               extra: tuple[str, ...] = ()) -> dict[str, Any]:
         p = self.plan
         rows: list[dict] = []
         status: dict[str, Any] = {}
         start = time.monotonic()
-        for batch, seconds in p.step_batches:
+        for batch, seconds in batches or p.step_batches:
             left = budget - (time.monotonic() - start)
-            if left < 5:
+            if left < MIN_STEP_S:
                 status = {"_status": "timeout", "_error": "budget spent before every batch ran"}
                 break
             path = self.work / f"{name}_{batch}x{seconds:g}.jsonl"
             path.unlink(missing_ok=True)
             if kind == "step":
-                cmd = [self.python, "-m", "ds_w2v", "bench", "step", "--preset", presets[0], "--dtypes", p.precision]
+                cmd = [self.python, "-m", "ds_w2v", "bench", "step", "--preset", presets[0], "--dtypes",
+                       precision or p.precision]
             else:
                 cmd = [self.python, "-m", "ds_w2v", "bench", "train", "--presets", ",".join(presets), "--zero", zero,
-                       "--precisions", p.precision]
+                       "--precisions", precision or p.precision]
             cmd += ["--batch", str(batch), "--seconds", str(seconds), "--steps", str(p.bench_steps),
-                    "--warmup", str(p.bench_warmup), "--json", str(path)]
-            if p.dry_run:
-                cmd += ["--device", "cpu"] if kind == "step" else []
+                    "--warmup", str(p.bench_warmup), "--json", str(path), *extra]
+            if p.dry_run and kind == "step":
+                cmd += ["--device", "cpu"]
             code, text = self.run_cmd(f"{name} {batch}x{seconds:g}", cmd, left)
-            if path.is_file():
+            if path.is_file():  # bench train writes each configuration's row as it finishes
                 rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            self.partial(rows=rows)
             if code != 0:
                 status = self.outcome(code, text)
         return {"rows": rows, **status}
@@ -207,17 +364,14 @@ class Check:
     def step_bench_train(self, budget: float) -> dict[str, Any]:
         return self._bench("bench_train", "train", budget, (self.plan.preset,))
 
-    def step_bench_sizes(self, budget: float) -> dict[str, Any]:
-        return self._bench("bench_sizes", "train", budget, self.plan.sizes)
-
     def step_corpus(self, budget: float) -> dict[str, Any]:
         p = self.plan
         src, shards = self.work / "corpus" / "TIMIT", self.work / "corpus" / "shards"
-        workers = str(max(1, min(8, (os.cpu_count() or 2) - 1)))
+        workers = str(max(1, min(15, (os.cpu_count() or 2) - 1)))
         start = time.monotonic()
+        # --hours alone: --speakers would override it (ds-w2v synth timit)
         code, text = self.run_cmd("synth", [self.python, "-m", "ds_w2v", "synth", "timit", "--out", str(src), "--hours",
-                                            str(p.corpus_hours), "--speakers", str(p.corpus_speakers), "--workers",
-                                            workers, "--overwrite"], budget)
+                                            str(p.corpus_hours), "--workers", workers, "--overwrite"], budget)
         if code != 0:
             return self.outcome(code, text)
         code, text = self.run_cmd("prepare", [self.python, "-m", "ds_w2v", "prepare", "--format", "timit", str(src),
@@ -226,11 +380,12 @@ class Check:
         if code != 0:
             return self.outcome(code, text)
         index = json.loads((shards / "dataset.json").read_text())
-        return {"shards": str(shards), "splits": {k: {"hours": round(v["hours"], 3), "num_samples": v["num_samples"]}
-                                                  for k, v in index["splits"].items()}}
+        splits = {k: {"hours": round(v["hours"], 3), "num_samples": v["num_samples"]} for k, v in index["splits"].items()}
+        return {"shards": str(shards), "hours_asked": p.corpus_hours,
+                "hours": round(sum(v["hours"] for v in splits.values()), 3), "splits": splits}
 
     def _train(self, name: str, command: str, recipe: str, budget: float, train_s: float,
-               extra: list[str]) -> dict[str, Any]:
+               extra: list[str], options: str = "") -> dict[str, Any]:
         corpus = self.results.get("corpus")
         if corpus is None or corpus.status != "ok":
             return {"_status": "skipped", "_error": "no corpus (the corpus step did not succeed)"}
@@ -240,7 +395,7 @@ class Check:
         cmd = [self.python, "-m", "ds_w2v.train", command, "--recipe", recipe, f"data.shards={corpus.data['shards']}",
                f"run_dir={run}", f"max_train_s={train_s:g}", "max_updates=1000000", "log_every=5",
                "eval_every=1000000", "save_every=1000000", f"data.num_workers={p.num_workers}", "data.dev_split=null",
-               *extra]
+               f"precision={p.precision}", *extra]
         if p.dry_run:
             cmd += ["device=cpu", "log_every=1"]
         code, text = self.run_cmd(name, cmd, budget)
@@ -249,14 +404,25 @@ class Check:
             result = json.loads((run / "results.json").read_text())
             data.update(updates=result["updates"], stopped_by=result.get("stopped_by"),
                         train_time_s=round(result["train_time_s"], 1), test=result.get("test"))
-        return {**data, "run_dir": str(run), **self.outcome(code, text)}
+        env = self.results.get("env")
+        gpu = env.data.get("gpu") if env else None
+        if gpu:  # for "MFU of measured matmul": the data-sheet peak MFU was computed against
+            from ..train.flops import peak_flops
+
+            data["peak_flops"] = peak_flops(gpu, p.precision)
+        return {**data, "options": options, "run_dir": str(run), **self.outcome(code, text)}
+
+    def _pretrain_extra(self) -> list[str]:
+        extra = ["schedule.warmup_updates=50"]
+        if not self.plan.dry_run:  # one GPU: BASE's 87.5 s micro-batch is the whole update
+            extra += ["data.batch_s=87.5", "global_batch_s=87.5"]
+        return extra
 
     def step_pretrain(self, budget: float) -> dict[str, Any]:
         p = self.plan
-        extra = ["schedule.warmup_updates=50"]
-        if not p.dry_run:  # one GPU: BASE's 87.5 s micro-batch is the whole update
-            extra += ["data.batch_s=87.5", "global_batch_s=87.5"]
-        return self._train("pretrain", "pretrain", f"pretrain_{p.preset}", budget, p.pretrain_s, extra)
+        return self._train("pretrain", "pretrain", f"pretrain_{p.preset}", budget, p.pretrain_s,
+                           [*self._pretrain_extra(), "data.prefetch=false", "compile=none"],
+                           "prefetch off, compile none")
 
     def step_finetune_ctc(self, budget: float) -> dict[str, Any]:
         p = self.plan
@@ -267,13 +433,71 @@ class Check:
             extra += ["global_batch_s=200"]  # the recipe's 200 audio-s micro-batch, once per update
         return self._train("finetune_ctc", "finetune-ctc", f"finetune_ctc_{p.preset}", budget, p.finetune_s, extra)
 
+    # -- the optional rows --------------------------------------------------------------------
+    def step_precision(self, budget: float) -> dict[str, Any]:
+        p = self.plan  # bench_train's first batch again, in the other precision (no HF: ours is the question)
+        return self._bench("precision", "train", budget, (p.preset,), precision=p.alt_precision,
+                           batches=p.step_batches[:1], extra=("--no-hf",))
+
+    def step_zero_memory(self, budget: float) -> dict[str, Any]:
+        p = self.plan  # ZeRO-2 is bench_train's row
+        return self._bench("zero_memory", "train", budget, (p.preset,), zero="1,3", batches=p.step_batches[:1],
+                           extra=("--no-hf",))
+
+    def step_max_batch(self, budget: float) -> dict[str, Any]:
+        start, limit, seconds = self.plan.max_batch
+        path = self.work / "max_batch.json"
+        return self._probe("max_batch", ["max-batch", str(path), "--preset", self.plan.preset, "--precision",
+                                         self.plan.precision, "--seconds", str(seconds), "--start", str(start),
+                                         "--limit", str(limit)], path, budget)
+
+    def step_pretrain_prefetch(self, budget: float) -> dict[str, Any]:
+        p = self.plan
+        return self._train("pretrain_prefetch", "pretrain", f"pretrain_{p.preset}", budget, p.option_train_s,
+                           [*self._pretrain_extra(), "data.prefetch=true", "compile=none"], "prefetch on")
+
+    def step_pretrain_compile(self, budget: float) -> dict[str, Any]:
+        p = self.plan
+        return self._train("pretrain_compile", "pretrain", f"pretrain_{p.preset}", budget, p.option_train_s,
+                           [*self._pretrain_extra(), "data.prefetch=false", "compile=blocks"], "compile blocks")
+
+    def step_loader(self, budget: float) -> dict[str, Any]:
+        corpus = self.results.get("corpus")
+        if corpus is None or corpus.status != "ok":
+            return {"_status": "skipped", "_error": "no corpus (the corpus step did not succeed)"}
+        path = self.work / "loader.json"
+        batch_s = 8.0 if self.plan.dry_run else 87.5
+        return self._probe("loader", ["loader", str(path), "--shards", corpus.data["shards"], "--workers",
+                                      str(self.plan.loader_workers), "--batch-s", str(batch_s)], path, budget)
+
+    def step_matmul(self, budget: float) -> dict[str, Any]:
+        size, dtype = self.plan.matmul
+        path = self.work / "matmul.json"
+        return self._probe("matmul", ["matmul", str(path), "--size", str(size), "--dtype", dtype], path, budget)
+
+    def step_bench_sizes(self, budget: float) -> dict[str, Any]:
+        return self._bench("bench_sizes", "train", budget, self.plan.sizes)
+
+    # -- the whole check ------------------------------------------------------------------------
     def run(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
-        for name in ("env", "tests", "bench_step", "bench_train", "corpus", "pretrain", "finetune_ctc", "bench_sizes"):
-            if name == "bench_sizes" and self.plan.dry_run:
-                continue  # tiny is the only size on CPU
-            self.step(name, getattr(self, f"step_{name}"))
+        total = self.plan.minutes * 60
+        for name in CORE:
+            self.step(name, getattr(self, f"step_{name}"), self.plan.shares[name] * total)
+        for extra in self.plan.extras:
+            if self.remaining_s() - GRACE_S < extra.min_s:
+                self.results[extra.name] = StepResult("skipped", error=f"needs {extra.min_s:.0f} s; "
+                                                                       f"{max(0.0, self.remaining_s()):.0f} s left")
+                self.write()
+                continue
+            self.step(extra.name, getattr(self, f"step_{extra.name}"), extra.cap_s)
+
+    def failures(self) -> list[str]:
+        """The steps that make the exit status non-zero: a core step that is not ok, an optional
+        row that failed (one cut by its cap or skipped for time is not: that is the budget's doing)."""
+        return [n for n, r in self.results.items()
+                if (n in CORE and r.status != "ok") or (n not in CORE and r.status == "failed")]
 
     # -- output -------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
@@ -285,199 +509,42 @@ class Check:
 
     def write(self) -> None:
         data = self.as_dict()
-        (self.out / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
-        (self.out / "summary.md").write_text(render_summary(data))
-        (self.out / "log.txt").write_text("\n".join(self.log) + "\n")
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name, text in (("results.json", json.dumps(data, indent=1, default=str) + "\n"),
+                           ("summary.md", render_summary(data)), ("log.txt", "\n".join(self.log) + "\n")):
+            tmp = self.out / f".{name}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, self.out / name)  # a kill mid-write leaves the previous whole file
 
 
-# -- helpers (pure: tested on their own) ------------------------------------------------------------
-def parse_junit(path: Path) -> dict[str, Any]:
-    """Counts and the failing / skipped tests of a pytest junit XML file."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.parse(path).getroot()
-    cases = root.iter("testcase")
-    out: dict[str, Any] = {"passed": 0, "failed": 0, "skipped": 0, "failures": [], "skips": []}
-    for case in cases:
-        name = f"{case.get('classname', '')}::{case.get('name', '')}"
-        if case.find("failure") is not None or case.find("error") is not None:
-            node = case.find("failure") if case.find("failure") is not None else case.find("error")
-            out["failed"] += 1
-            out["failures"].append(f"{name}: {(node.get('message') or '').splitlines()[0][:200] if node.get('message') else ''}")
-        elif case.find("skipped") is not None:
-            out["skipped"] += 1
-            out["skips"].append(f"{name}: {(case.find('skipped').get('message') or '')[:200]}")
-        else:
-            out["passed"] += 1
-    return out
-
-
-def summarise_metrics(path: Path, skip_first: int = 1) -> dict[str, Any]:
-    """Medians of the perf figures of a run's metrics.jsonl (its first logged row left out: start-up)."""
-    import statistics
-
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    train = [r for r in rows if "perf/audio_s_per_s" in r]
-    use = train[skip_first:] or train
-    out: dict[str, Any] = {"last_logged_update": train[-1]["update"] if train else None}
-    for key, name in (("perf/audio_s_per_s", "audio_s_per_s"), ("perf/mfu", "mfu"), ("perf/data_wait", "data_wait"),
-                      ("perf/update_s", "update_s"), ("train/loss", "loss")):
-        values = [r[key] for r in use if key in r]
-        if values:
-            out[name] = statistics.median(values)
-    return out
-
-
-def _fmt(v: Any, spec: str = ".3g") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return format(v, spec)
-    return str(v)
-
-
-def render_summary(data: dict[str, Any]) -> str:
-    """The check as markdown, in the layout of BENCHMARKS.md (a heading per benchmark, the
-    command, machine and date, then one table)."""
-    steps = data["steps"]
-    mode = "CPU dry run (tiny)" if data["dry_run"] else "GPU"
-    lines = [f"# gpu_check — {mode}", "",
-             f"`bash launch/gpu_check.sh{' --dry-run' if data['dry_run'] else ''} --minutes {data['minutes']:g}`, "
-             f"{data['machine']}, started {data['started']}.", "", "| step | status | seconds | note |", "|---|---|---|---|"]
-    for name, s in steps.items():
-        lines.append(f"| {name} | {s['status']} | {s['seconds']:.0f} | {s['error'][:160].replace('|', '/')} |")
-    env = steps.get("env", {})
-    if env.get("torch"):
-        lines += ["", "## Environment", "",
-                  f"GPU {env.get('gpu') or 'none'} ({_fmt(env.get('gpu_mem_gib'))} GiB), torch {env.get('torch')} "
-                  f"(CUDA {env.get('cuda')}), DeepSpeed {env.get('deepspeed')}, transformers {env.get('transformers')}, "
-                  f"nvcc {env.get('nvcc') or 'none'}, Python {env.get('python')}; "
-                  + ", ".join(f"{m} {env.get(m)}" for m in ("webdataset", "jiwer", "soundfile", "soxr", "espeakng-loader"))
-                  + ".", "",
-                  f"FusedAdam: {env.get('fused_adam', {}).get('status', '-')} "
-                  f"({_fmt(env.get('fused_adam', {}).get('seconds'))} s) {env.get('fused_adam', {}).get('error') or ''}",
-                  "", "| SDPA backend (bf16, padding mask) | usable |", "|---|---|"]
-        for backend, ok in (env.get("sdpa") or {}).items():
-            lines.append(f"| {backend} | {ok} |")
-    tests = steps.get("tests", {})
-    if "passed" in tests:
-        lines += ["", "## `pytest -m gpu`", "", f"{tests['passed']} passed, {tests['failed']} failed, "
-                  f"{tests['skipped']} skipped."]
-        lines += [f"- failed: {f}" for f in tests.get("failures", [])]
-        lines += [f"- skipped: {s}" for s in tests.get("skips", [])]
-    for name, title in (("bench_step", "`ds-w2v bench step`"), ("bench_train", "`ds-w2v bench train`"),
-                        ("bench_sizes", "`ds-w2v bench train`, other sizes")):
-        rows = steps.get(name, {}).get("rows") or []
-        if not rows:
-            continue
-        lines += ["", f"## {title}", "", "| preset | batch | dtype | ours s/update | HF s/update | ours/HF | "
-                  "ours audio-s/s | ours MFU | ours peak MiB |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| {r.get('preset')} | {r.get('batch')} x {r.get('seconds')} s | "
-                         f"{r.get('dtype') or r.get('precision')} {('ZeRO-' + str(r['zero'])) if 'zero' in r else ''} | "
-                         f"{_fmt(r.get('ours_s'))} | {_fmt(r.get('hf_s'))} | **{_fmt(r.get('ratio'), '.2f')}** | "
-                         f"{_fmt(r.get('ours_audio_s_per_s'), '.1f')} | {_fmt(r.get('ours_mfu'), '.1%')} | "
-                         f"{_fmt(r.get('ours_peak_mem_mib'), '.0f')} |")
-    runs = [(n, steps[n]) for n in ("pretrain", "finetune_ctc") if n in steps and steps[n].get("audio_s_per_s")]
-    if runs:
-        lines += ["", "## End to end (`python -m ds_w2v.train`, data workers, metrics.jsonl medians)", "",
-                  "| run | updates | audio-s/s | MFU | data wait | s/update | loss |", "|---|---|---|---|---|---|---|"]
-        for n, s in runs:
-            lines.append(f"| {n} | {_fmt(s.get('updates'))} | {_fmt(s.get('audio_s_per_s'), '.1f')} | "
-                         f"{_fmt(s.get('mfu'), '.1%')} | {_fmt(s.get('data_wait'), '.1%')} | "
-                         f"{_fmt(s.get('update_s'), '.3f')} | {_fmt(s.get('loss'), '.3f')} |")
-    return "\n".join(lines) + "\n"
-
-
-# -- the env probe (run in its own process by the env step) -----------------------------------------
-def probe_env(path: Path) -> None:
-    import torch
-
-    out: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-                           "gpu": None, "cpu_count": os.cpu_count()}
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        out.update(gpu=props.name, gpu_mem_gib=round(props.total_memory / 2**30, 1),
-                   capability=f"{props.major}.{props.minor}", sms=props.multi_processor_count)
-    from importlib.metadata import version
-
-    for mod in ("deepspeed", "transformers", "webdataset", "jiwer", "soundfile", "soxr", "espeakng-loader"):
-        try:
-            __import__(mod.replace("-", "_"))  # importable here, not only installed
-            out[mod] = version(mod)
-        except Exception as e:  # noqa: BLE001 -- a missing package is what this step reports
-            out[mod] = f"missing ({type(e).__name__}: {e})"[:120]
-    nvcc = shutil.which("nvcc")
-    if nvcc:
-        text = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
-        m = re.search(r"release ([\d.]+)", text)
-        out["nvcc"] = m.group(1) if m else text.strip().splitlines()[-1:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))  # what is known so far survives a crash below
-    try:
-        from ..train.engine import probe_op_builder
-
-        build = probe_op_builder("FusedAdamBuilder")
-        out["fused_adam"] = {"status": "built" if build.error is None else "fallback to torch AdamW",
-                             "seconds": round(build.build_s, 1), "error": build.error}
-    except Exception as e:  # noqa: BLE001
-        out["fused_adam"] = {"status": "probe failed", "error": f"{type(e).__name__}: {e}"}
-    out["sdpa"] = sdpa_backends()
-    path.write_text(json.dumps(out, indent=1))
-
-
-def sdpa_backends() -> dict[str, str]:
-    """Which SDPA backends run attention with a boolean padding mask (bf16 on CUDA, fp32 on CPU)."""
-    import torch
-    import torch.nn.functional as F
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    cuda = torch.cuda.is_available()
-    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
-    b, h, t, d = 2, 12, 400, 64  # BASE's heads and head size, ~8 s of frames
-    q, k, v = (torch.randn(b, h, t, d, device=device, dtype=dtype) for _ in range(3))
-    lengths = torch.tensor([t, t // 2], device=device)
-    mask = (torch.arange(t, device=device)[None, :] < lengths[:, None])[:, None, None, :]  # [B, 1, 1, T] keys
-    with sdpa_kernel(SDPBackend.MATH):
-        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    out = {}
-    for backend in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"):
-        try:
-            with sdpa_kernel(getattr(SDPBackend, backend)):
-                got = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            err = float((got.float() - ref.float()).norm() / ref.float().norm())
-            out[backend] = f"yes (rel. err. {err:.1e})"
-        except Exception as e:  # noqa: BLE001 -- a backend that refuses the mask is the finding
-            out[backend] = f"no ({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})"
-    return out
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_timeboxed, which kills the running step's group
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gpu_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=None, help="whole budget (default: 8 on GPU, 6 for the dry run)")
+    p.add_argument("--minutes", type=float, default=None, help="whole budget (default: 8.5 on GPU, 12 for the dry run)")
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny, small budgets (what CI runs)")
     p.add_argument("--out", default="gpu_results", help="folder for summary.md, results.json, log.txt")
-    p.add_argument("--work", default=None, help="scratch folder: corpus, runs (default: a new one under /tmp)")
-    p.add_argument("--probe-env", metavar="JSON", help=argparse.SUPPRESS)  # the env step's own process
+    p.add_argument("--work", default=None, help="scratch folder: corpus, runs, logs (default: a new one under /tmp)")
     args = p.parse_args(argv)
-    if args.probe_env:
-        probe_env(Path(args.probe_env))
-        return 0
-    minutes = args.minutes if args.minutes is not None else (6.0 if args.dry_run else 8.0)
+    # the dry run's 12: what a 2-core machine shared with other jobs needs (Plan.cpu_dry_run); ~5 quiet
+    minutes = args.minutes if args.minutes is not None else (12.0 if args.dry_run else 8.5)
     if minutes <= 0:
         p.error("--minutes must be > 0")
     plan = Plan.cpu_dry_run(minutes) if args.dry_run else Plan.gpu(minutes)
     out = Path(args.out).resolve()
-    import tempfile
-
     work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="ds_w2v_gpu_check_"))
     check = Check(plan, out, work, sys.executable)
-    check.run()
-    bad = [n for n, r in check.results.items() if r.status != "ok"]
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    try:
+        check.run()
+    finally:
+        check.write()
+    bad = check.failures()
     print(f"[gpu_check] wrote {out}/summary.md, results.json, log.txt; steps not ok: {', '.join(bad) or 'none'}")
-    return 0
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
