@@ -60,65 +60,67 @@ def main(args: argparse.Namespace) -> int:
     from ..train.evaluator import Evaluator
     from ..train.lm_tuning import GridScoring, parse_grid
     from ..train.tasks import load_init, task_for_model
+    from .stdout import only_results_on_stdout
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(args.recipe, args.overrides)
-    if not config.model.init:
-        raise ValueError("evaluate needs model.init=MODEL (a model file, an HF folder or a run directory)")
-    d = config.data
-    if args.tune_lm:
-        grid = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.word_scores, "--word-scores")
-        if not d.dev_split:
-            raise ValueError("--tune-lm tunes on data.dev_split, which is unset")
-        if d.dev_split in d.test_splits:
-            raise ValueError(f"--tune-lm: data.dev_split={d.dev_split} is also a test split: weights are never "
-                             "chosen on test")
-    if args.split:
-        splits = list(dict.fromkeys(args.split))
-    else:
-        known = read_index(d.shards)["splits"]  # no index: the usual one line naming the folder
-        splits = [s for s in [d.dev_split, *d.test_splits] if s and s in known]
-        if not splits:
-            raise ValueError(f"data.shards: {d.shards} has none of the splits {[d.dev_split, *d.test_splits]}; "
-                             "name one with --split")
-    # -- everything that can be refused, before any process group --------------------------------
-    # an unknown split: one line naming the known ones
-    indexes = {s: read_split(d.shards, s, d.shard_url_prefix) for s in splits}
-    dev_index = read_split(d.shards, d.dev_split, d.shard_url_prefix) if args.tune_lm else None
-    init = config.model.init
-    if args.tag is not None:
-        if not is_run_dir(Path(init)):
-            raise ValueError(f"--tag {args.tag}: model.init={init} is not a run directory")
-        model = model_from_run(Path(init), args.tag)
-    else:
-        model = load_init(init)
-    task_class = task_for_model(model)  # a CTC model over the phone set is scored by PER
-    config.task, config.best_metric = task_class.name, ""
-    task = task_class(config, next(iter(indexes.values())))
-    # the data's vocabulary / labels must be the model's, or the scores mean nothing
-    task.check_model(model, init)
-    tuning = GridScoring(task, *grid) if args.tune_lm else None
-    rank, world, local_rank = world_from_env()
-    device = run_device(config.device, local_rank)
-    if world > 1:
-        init_distributed(device, local_rank)
-    model.to(device)
-    evaluator = Evaluator(task, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
-                          rank=rank, world=world, device=device)
-    out = {"model": str(init), "task": config.task}
-    if tuning is not None:
-        # dev only; the evaluator's loader reads the grid task's stream kind
-        dev = Evaluator(tuning, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
-                        rank=rank, world=world, device=device).run(model, dev_index)
-        best = tuning.choose(dev.sums)
-        task.decoder = task.decoder.with_weights(best.lm_weight, best.word_score)
-        out["tuning"] = {"split": d.dev_split, "grid": [p.to_dict() for p in tuning.points]}
-        if rank == 0:
-            logging.getLogger("ds_w2v.lm").info("tuned on %s: lm_weight %g, word_score %g (dev WER %.4f, CER %.4f)",
-                                                 d.dev_split, best.lm_weight, best.word_score, best.wer, best.cer)
-    if getattr(task, "decoder", None) is not None:  # the CTC tasks: how the hypotheses were written
-        out["decoding"] = task.decoder.describe()
-    out["splits"] = {s: evaluator.run(model, index).metrics for s, index in indexes.items()}
+    with only_results_on_stdout():  # DeepSpeed's prints go to stderr: stdout is the JSON alone
+        config = load_config(args.recipe, args.overrides)
+        if not config.model.init:
+            raise ValueError("evaluate needs model.init=MODEL (a model file, an HF folder or a run directory)")
+        d = config.data
+        if args.tune_lm:
+            grid = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.word_scores, "--word-scores")
+            if not d.dev_split:
+                raise ValueError("--tune-lm tunes on data.dev_split, which is unset")
+            if d.dev_split in d.test_splits:
+                raise ValueError(f"--tune-lm: data.dev_split={d.dev_split} is also a test split: weights are never "
+                                 "chosen on test")
+        if args.split:
+            splits = list(dict.fromkeys(args.split))
+        else:
+            known = read_index(d.shards)["splits"]  # no index: the usual one line naming the folder
+            splits = [s for s in [d.dev_split, *d.test_splits] if s and s in known]
+            if not splits:
+                raise ValueError(f"data.shards: {d.shards} has none of the splits {[d.dev_split, *d.test_splits]}; "
+                                 "name one with --split")
+        # -- everything that can be refused, before any process group --------------------------------
+        # an unknown split: one line naming the known ones
+        indexes = {s: read_split(d.shards, s, d.shard_url_prefix) for s in splits}
+        dev_index = read_split(d.shards, d.dev_split, d.shard_url_prefix) if args.tune_lm else None
+        init = config.model.init
+        if args.tag is not None:
+            if not is_run_dir(Path(init)):
+                raise ValueError(f"--tag {args.tag}: model.init={init} is not a run directory")
+            model = model_from_run(Path(init), args.tag)
+        else:
+            model = load_init(init)
+        task_class = task_for_model(model)  # a CTC model over the phone set is scored by PER
+        config.task, config.best_metric = task_class.name, ""
+        task = task_class(config, next(iter(indexes.values())))
+        # the data's vocabulary / labels must be the model's, or the scores mean nothing
+        task.check_model(model, init)
+        tuning = GridScoring(task, *grid) if args.tune_lm else None
+        rank, world, local_rank = world_from_env()
+        device = run_device(config.device, local_rank)
+        if world > 1:
+            init_distributed(device, local_rank)
+        model.to(device)
+        evaluator = Evaluator(task, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
+                              rank=rank, world=world, device=device)
+        out = {"model": str(init), "task": config.task}
+        if tuning is not None:
+            # dev only; the evaluator's loader reads the grid task's stream kind
+            dev = Evaluator(tuning, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
+                            rank=rank, world=world, device=device).run(model, dev_index)
+            best = tuning.choose(dev.sums)
+            task.decoder = task.decoder.with_weights(best.lm_weight, best.word_score)
+            out["tuning"] = {"split": d.dev_split, "grid": [p.to_dict() for p in tuning.points]}
+            if rank == 0:
+                logging.getLogger("ds_w2v.lm").info("tuned on %s: lm_weight %g, word_score %g (dev WER %.4f, CER %.4f)",
+                                                     d.dev_split, best.lm_weight, best.word_score, best.wer, best.cer)
+        if getattr(task, "decoder", None) is not None:  # the CTC tasks: how the hypotheses were written
+            out["decoding"] = task.decoder.describe()
+        out["splits"] = {s: evaluator.run(model, index).metrics for s, index in indexes.items()}
     if rank == 0:
         text = json.dumps(out, indent=1)
         print(text)

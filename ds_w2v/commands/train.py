@@ -68,21 +68,23 @@ class TrainCommand:
             return self.dry_run(config, args)
         from ..train.distributed import shutdown
         from ..train.trainer import Trainer, TrainingAborted
+        from .stdout import only_results_on_stdout
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        trainer = Trainer(config)
-        try:
-            result = trainer.train()
-        except TrainingAborted as e:
-            print(f"ds-w2v {self.name}: stopped: {e}", file=sys.stderr)
-            return 3
-        except NoUsableData as e:
-            # re-raised from a DataLoader worker, the message carries the worker's traceback, whose
-            # last line is "ds_w2v.data.stream.NoUsableData: <the message>"
-            line = str(e).strip().splitlines()[-1].removeprefix(f"{NoUsableData.__module__}.{NoUsableData.__name__}: ")
-            print(f"ds-w2v {self.name}: error: {line}", file=sys.stderr)
-            shutdown()  # every rank stops here together (Trainer.train_step tells them all)
-            return 1
+        with only_results_on_stdout():  # DeepSpeed's and the op builds' prints go to stderr
+            trainer = Trainer(config)
+            try:
+                result = trainer.train()
+            except TrainingAborted as e:
+                print(f"ds-w2v {self.name}: stopped: {e}", file=sys.stderr)
+                return 3
+            except NoUsableData as e:
+                # re-raised from a DataLoader worker, the message carries the worker's traceback, whose
+                # last line is "ds_w2v.data.stream.NoUsableData: <the message>"
+                line = str(e).strip().splitlines()[-1].removeprefix(f"{NoUsableData.__module__}.{NoUsableData.__name__}: ")
+                print(f"ds-w2v {self.name}: error: {line}", file=sys.stderr)
+                shutdown()  # every rank stops here together (Trainer.train_step tells them all)
+                return 1
         if trainer.is_rank0:
             print(json.dumps(result, indent=1))
         shutdown()  # every rank finished: leave the process group together

@@ -15,10 +15,30 @@ from pathlib import Path
 log = logging.getLogger("ds_w2v.train")
 
 
+def progress_line(update: int, total: int, f: dict[str, float]) -> str:
+    """``update 120/500 | loss 4.123 (contrastive 4.01, diversity 0.08) | lr 1.00e-03 | 312 audio-s/s |
+    0.41 s/update | ETA 0:02:34``: the figures of one log row, for a log file."""
+    parts = [f"update {update}/{total}", f"loss {f['train/loss']:.4g}"]
+    inner = [f"{k.split('/', 1)[1]} {v:.3g}" for k, v in f.items()  # whatever the task logs beside its loss
+             if k.startswith("train/") and k != "train/loss"]
+    if inner:
+        parts[-1] += f" ({', '.join(inner)})"
+    if "opt/lr" in f:
+        parts.append(f"lr {f['opt/lr']:.2e}")
+    if "perf/audio_s_per_s" in f:
+        parts.append(f"{f['perf/audio_s_per_s']:,.0f} audio-s/s")
+    if "perf/update_s" in f:
+        parts.append(f"{f['perf/update_s']:.2f} s/update")
+        remaining = max(0, total - update) * f["perf/update_s"]
+        parts.append(f"ETA {int(remaining // 3600)}:{int(remaining % 3600 // 60):02d}:{int(remaining % 60):02d}")
+    return " | ".join(parts)
+
+
 class MetricsLogger:
     def __init__(self, run_dir: Path, enabled: bool, total_updates: int, start_update: int = 0,
                  num_negatives: int = 100, num_codes: int = 640):
         self.enabled = enabled
+        self.total_updates = total_updates
         self.writer = None
         self.bar = None
         self.jsonl = None
@@ -58,10 +78,12 @@ class MetricsLogger:
                 self.writer.add_scalar(k, v, update)
         self.jsonl.write(json.dumps({"update": update, "time": round(time.time(), 3), **clean}) + "\n")
         self.jsonl.flush()
-        if self.bar is not None:
+        if self.bar is not None and not self.bar.disable:
             post = {k.split("/")[-1]: f"{v:.3g}" for k, v in clean.items()
                     if k in ("train/loss", "perf/audio_s_per_s", "dev/wer", "dev/acc")}
             self.bar.set_postfix(post, refresh=False)
+        elif "train/loss" in clean:  # no bar (output to a file, nohup, SLURM): a plain line, as fairseq prints
+            log.info(progress_line(update, self.total_updates, clean))
         self._check(update, clean)
 
     def advance(self, n: int = 1) -> None:

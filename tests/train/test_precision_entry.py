@@ -46,6 +46,10 @@ def test_auto_on_an_avx2_cpu_runs_fp32_and_records_why(small_timit_shards, tmp_p
     assert first["torch_threads"] >= 1
     result = json.loads((run / "results.json").read_text())
     assert result["precision"] == "fp32" and result["precision_reason"] == first["precision_reason"]
+    # stdout is the result alone (DeepSpeed's prints went to stderr), and with no terminal a plain
+    # progress line stands in for the bar
+    assert json.loads(proc.stdout)["precision"] == "fp32"
+    assert "update 1/1 | loss " in proc.stderr and " audio-s/s | " in proc.stderr and "ETA 0:00:00" in proc.stderr
 
 
 def test_auto_on_this_cpu_follows_its_bf16(small_timit_shards, tmp_path):
