@@ -13,6 +13,7 @@ BENCHMARKS = {
     "data": ("ds_w2v.bench.data", "streaming and prepare throughput of the data pipeline"),
     "train": ("ds_w2v.bench.train", "DeepSpeed engine updates per size, ZeRO stage and precision, ours vs HF"),
     "decode": ("ds_w2v.bench.decode", "CTC decoding: greedy vs beam search with an n-gram LM (speed, WER; tuned on dev)"),
+    "lm": ("ds_w2v.bench.lm", "build-lm vs KenLM's lmplz: CPU, memory, and the ARPA files' max difference"),
 }
 
 

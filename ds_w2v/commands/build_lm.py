@@ -63,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
     if not num_tokens:
         raise ValueError(f"{' '.join(args.text)}: no text to count (every line empty once normalised)")
     lm = estimate_arrays(counted)
+    del counted  # the raw counts (~16 bytes an n-gram) are not needed to write the file
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # as every --out of ds-w2v: its folder is made
     write_arpa(lm, args.out)
     counts = ", ".join(f"{k + 1}-grams {len(g):,}" for k, g in enumerate(lm.grams))

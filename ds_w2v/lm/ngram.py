@@ -39,7 +39,6 @@ k-grams and gives each its prefix (history) and suffix (the (k-1)-gram one posit
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -219,9 +218,12 @@ class NgramArrays:
     vocab: list[str]
     grams: list[np.ndarray]
     """``grams[k - 1]``: (n_k, k) word ids, ARPA order."""
+    prefix: list[np.ndarray]
+    """``prefix[k - 1]``: index into order k - 1 of each k-gram's first k - 1 words."""
     log10_p: list[np.ndarray]
     log10_backoff: list[np.ndarray]
-    """``log10_backoff[k - 1]`` (k < order): log10 gamma of each k-gram as a history, NaN where it is none."""
+    """``log10_backoff[k - 1]`` (k < order): log10 gamma of each k-gram as a history, 0 (weight 1,
+    ARPA's absent value, what lmplz writes) where it is none."""
     discounts: list[tuple[float, float, float]]
 
     @property
@@ -234,7 +236,8 @@ class NgramArrays:
 
         log10_p = [{name(g): p for g, p in zip(grams.tolist(), lp.tolist())}
                    for grams, lp in zip(self.grams, self.log10_p)]
-        backoff = [{name(g): b for g, b in zip(grams.tolist(), lb.tolist()) if not math.isnan(b)}
+        # 0 is no back-off (as read_arpa reads it): only the histories are listed
+        backoff = [{name(g): b for g, b in zip(grams.tolist(), lb.tolist()) if b != 0.0}
                    for grams, lb in zip(self.grams, self.log10_backoff)]
         return NgramLM(self.order, log10_p, backoff, list(self.discounts))
 
@@ -304,12 +307,8 @@ def estimate_arrays(counts: NgramCounts, discounts: Sequence[tuple[float, float,
 
     log10_p = [_log10(p) for p in probs]
     # gamma of a k-gram history is the back-off weight written on that k-gram (order k + 1's gammas)
-    log10_backoff = []
-    for k in range(1, order):
-        g = gammas[k]
-        with np.errstate(invalid="ignore"):
-            log10_backoff.append(np.where(np.isnan(g), np.nan, _log10(np.nan_to_num(g))))
-    return NgramArrays(counts.vocab, counts.grams, log10_p, log10_backoff, discounts)
+    log10_backoff = [np.where(np.isnan(gammas[k]), 0.0, _log10(np.nan_to_num(gammas[k]))) for k in range(1, order)]
+    return NgramArrays(counts.vocab, counts.grams, counts.prefix, log10_p, log10_backoff, discounts)
 
 
 def estimate(counts: NgramCounts, discounts: Sequence[tuple[float, float, float]] | None = None) -> NgramLM:

@@ -175,3 +175,22 @@ def test_bad_arpa_is_one_line_naming_the_file(text, says, tmp_path):
     with pytest.raises(ValueError, match=says) as e:
         read_arpa(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_array_and_dict_writers_write_the_same_model(tmp_path):
+    """build-lm writes from arrays (blocks of n-grams, text built from prefixes); the dict writer
+    is the plain one: read back, both files hold the same n-grams, values and back-offs."""
+    import ds_w2v.lm.arpa as arpa
+    from ds_w2v.lm.ngram import estimate_arrays
+
+    rng = random.Random(5)
+    sentences = [[rng.choice("abcdefg") for _ in range(rng.randint(0, 8))] for _ in range(300)]
+    model = estimate_arrays(count_ngrams(sentences, 4))
+    old_block, arpa._BLOCK = arpa._BLOCK, 7  # many blocks, each with prefixes spanning a range
+    try:
+        from_arrays = read_arpa(write_arpa(model, tmp_path / "arrays.arpa"))
+    finally:
+        arpa._BLOCK = old_block
+    from_dicts = read_arpa(write_arpa(model.to_lm(), tmp_path / "dicts.arpa"))
+    assert from_arrays.log10_p == from_dicts.log10_p and from_arrays.log10_backoff == from_dicts.log10_backoff
+    assert len(from_arrays.log10_p[3]) > 50
