@@ -3,6 +3,13 @@
 # With a GPU (or HOSTFILE) it runs `deepspeed [--num_gpus N | --hostfile H] --module ds_w2v.train`;
 # on a machine without GPUs, one CPU process (DeepSpeed's CPU accelerator, gloo).
 set -euo pipefail
+# the project's environment (launch/setup_env.sh made it) when none is active: `python` and
+# `deepspeed` are then its own, activated or not
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "${VENV:-$ROOT/.venv}/bin/python" ]; then
+  # shellcheck disable=SC1091
+  . "${VENV:-$ROOT/.venv}/bin/activate"
+fi
 command="$1"; shift
 port="${MASTER_PORT:-29500}"
 if [ -n "${HOSTFILE:-}" ]; then
