@@ -18,6 +18,7 @@ The arithmetic (``config.py``'s module docstring, fairseq's ``max_tokens x updat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..data.augment import check_augment
@@ -218,7 +219,22 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     check_augment(config.data.augment)  # a bad noise/RIR folder is refused as the run would refuse it
     splits = _splits(run)
     train = splits["train"]
-    TASK_CLASSES[config.task](config, train)  # refuses a CTC corpus without vocabulary, cls without labels
+    task = TASK_CLASSES[config.task](config, train)  # refuses a CTC corpus without vocabulary, cls without labels
+    # the model as the run builds it (on the meta device: no weights), from model.init when given:
+    # an unknown model.overrides key, an init of another vocabulary, a run directory holding another
+    # task's or shape's checkpoints are refused here as the run would refuse them
+    import torch
+
+    from . import checkpoint as ckpt
+    from .tasks import load_init
+
+    init = load_init(config.model.init) if config.model.init else None
+    with torch.device("meta"):
+        model = task.build_model(init)
+    problem = ckpt.resume_problem(Path(config.run_dir), model)
+    if problem:
+        raise ValueError(f"run_dir {config.run_dir} {problem}: resume it with the command that made it, or choose "
+                         "another run_dir")
     batch = batch_plan(config, train, n)
     mix = mix_plan(config, run, n, batch["accumulation"])
     if mix:  # the epoch figures above are the first corpus's; the mix's are per corpus

@@ -109,7 +109,14 @@ def test_dry_run_prints_the_plan_and_starts_nothing(shards, tmp_path, monkeypatc
 
     monkeypatch.setattr(dist, "init_process_group", refuse)
     monkeypatch.setattr(deepspeed, "init_distributed", refuse)
-    monkeypatch.setattr(tasks, "build_model", refuse)
+    real_build = tasks.build_model
+
+    def on_meta(*a, **k):  # the model is built to be checked, on the meta device: no weights
+        model = real_build(*a, **k)
+        assert {p.device.type for p in model.parameters()} == {"meta"}
+        return model
+
+    monkeypatch.setattr(tasks, "build_model", on_meta)
     monkeypatch.chdir(tmp_path)
     was = dist.is_available() and dist.is_initialized()
     run = tmp_path / "run"
@@ -128,6 +135,16 @@ def test_dry_run_prints_the_plan_and_starts_nothing(shards, tmp_path, monkeypatc
     assert (dist.is_available() and dist.is_initialized()) == was
     if not was:
         assert not dist.is_initialized()
+
+
+def test_dry_run_refuses_what_the_run_refuses(shards, capsys):
+    # an unknown model key is refused by the dry run as by the run (it used to plan it)
+    args = ["pretrain", "--recipe", "pretrain_tiny", f"data.shards={shards}", *ARITHMETIC, "--dry-run"]
+    assert cli([*args, "model.overrides.foo=1"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "ds-w2v pretrain: error: unknown Wav2Vec2Config keys: ['foo']"]
+    assert cli([*args, "model.init=/nowhere/model.pt"]) == 1
+    assert "/nowhere/model.pt" in capsys.readouterr().err
 
 
 def test_dry_run_refuses_a_batch_that_does_not_divide(shards, capsys):
