@@ -17,8 +17,9 @@ it, and ``ds-w2v transcribe --decoder beam --lm`` / ``decoding.lm`` use it:
 
 Every line is a sentence, an empty one too (``<s> </s>``, as lmplz counts it). The file is the
 one KenLM's ``lmplz -o ORDER --discount_fallback < text > lm.arpa`` writes from the normalised
-text (to float32 rounding; ``tests/lm/assets/``). Counting is in memory (numpy), for up to tens
-of millions of words; for more, use lmplz.
+text (to float32 rounding; ``tests/lm/assets/``). Counting is in memory (numpy), ~170 bytes a
+word at the peak (the 790k-word KJV Bible: 130 MB, 1.5 CPU-s); for corpora that do not fit, use
+lmplz on the normalised text.
 """
 from __future__ import annotations
 

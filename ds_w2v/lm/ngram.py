@@ -5,9 +5,9 @@ The estimate KenLM's ``lmplz`` and SRILM's ``-kndiscount -interpolate`` make (Ch
 because no pip package builds an ARPA file without a C++ compiler (``kenlm`` on PyPI has only
 the query side, and only as an sdist). ``lmplz -o N --discount_fallback`` writes the same file
 (``tests/lm/assets/``: a real ``lmplz`` run, compared value by value). Counting is in numpy, in
-memory: a few arrays of 8 bytes per token and per n-gram type and order (the 711k-word KJV Bible
-at order 4: see BENCHMARKS.md); for a web-scale corpus use ``lmplz`` and hand its ARPA file to
-the decoder.
+memory: a few arrays of 8 bytes per token and per n-gram type and order, ~170 bytes a word at the
+peak (the 790k-word KJV Bible at order 4: 130 MB and 1.5 CPU-s beyond the package's import, see
+BENCHMARKS.md); for a web-scale corpus use ``lmplz`` and hand its ARPA file to the decoder.
 
 Every sentence is padded ``<s> w1 ... wn </s>`` (an empty one is ``<s> </s>``, as lmplz counts an
 empty line); n-grams never reach before ``<s>``. For an n-gram ``g`` of order ``k``:
