@@ -50,13 +50,14 @@ def main(args: argparse.Namespace) -> int:
     if args.order < 1:
         raise ValueError(f"--order must be >= 1, got {args.order}")
     start = time.perf_counter()
-    num_sentences = num_tokens = 0
+    num_sentences = num_empty = num_tokens = 0
 
     def sentences():
-        nonlocal num_sentences, num_tokens
+        nonlocal num_sentences, num_empty, num_tokens
         for text in read_sentences(args.text, args.split):
             tokens = sentence_tokens(text, args.unit)
-            num_sentences += 1
+            num_sentences += bool(tokens)
+            num_empty += not tokens
             num_tokens += len(tokens)
             yield tokens
 
@@ -68,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # as every --out of ds-w2v: its folder is made
     write_arpa(lm, args.out)
     counts = ", ".join(f"{k + 1}-grams {len(g):,}" for k, g in enumerate(lm.grams))
+    # empty lines said apart: they are sentences (<s> </s>) to the model, but no text
+    empty = f" and {num_empty:,} empty line{'s' * (num_empty != 1)} (<s> </s>, as lmplz counts them)" if num_empty else ""
     print(f"{args.out}: {args.unit} {args.order}-gram LM from {num_sentences:,} sentences, {num_tokens:,} {args.unit}s "
-          f"({len(lm.vocab) - 3:,} distinct; {counts}) in {time.perf_counter() - start:.1f} s")
+          f"({len(lm.vocab) - 3:,} distinct; {counts}){empty} in {time.perf_counter() - start:.1f} s")
     return 0

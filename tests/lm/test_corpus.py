@@ -27,3 +27,19 @@ def test_the_ascii_fast_path_is_normalize_text():
                              for _ in range(rng.randint(0, 40))))
     for line in lines:
         assert normalize_line(line) == normalize_text(line), repr(line)
+
+
+def test_build_lm_counts_empty_lines_and_says_so(tmp_path, capsys):
+    from ds_w2v import cli
+    from ds_w2v.lm.arpa import read_arpa
+
+    text = tmp_path / "text.txt"
+    text.write_text("a b\n\nb a\n")
+    assert cli.main(["build-lm", str(text), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
+    out = capsys.readouterr().out
+    assert "from 2 sentences, 4 words" in out and "and 1 empty line (<s> </s>" in out
+    assert ("<s>", "</s>") in read_arpa(tmp_path / "lm.arpa").log10_p[1]
+    # nothing but empty lines: no model, one line naming the file
+    text.write_text("\n\n")
+    assert cli.main(["build-lm", str(text), "--out", str(tmp_path / "x.arpa")]) == 1
+    assert str(text) in capsys.readouterr().err
