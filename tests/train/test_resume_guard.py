@@ -48,3 +48,8 @@ def test_another_task_or_shape_in_a_run_dir_is_refused_in_one_line(small_timit_s
     assert (run / "model.json").read_text() == meta  # nothing was rewritten
     assert "Traceback" not in ctc.stderr + narrow.stderr
     assert json.loads(meta)["task"] == "pretrain"
+
+    # export-hf takes the run directory, as model.init, evaluate and probe do
+    hf = _run(["export-hf", str(run), str(tmp_path / "hf")], cwd)
+    assert hf.returncode == 0, hf.stderr[-2000:]
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == ["Wav2Vec2ForPreTraining"]
