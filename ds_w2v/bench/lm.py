@@ -43,15 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _measure(argv: list[str], stdin=None, stdout=None) -> tuple[float, int, float]:
     """(CPU seconds user + system, max RSS in bytes, wall seconds) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # wait4: this child's own rusage (RUSAGE_CHILDREN would pool every child so far)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(argv)} failed (exit {proc.returncode}): {err.strip()[-500:]}")
+    # stderr to a file, not a pipe: nobody reads a pipe during wait4, and a full one would stall the child
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout or subprocess.DEVNULL, stderr=err)
+        # wait4: this child's own rusage (RUSAGE_CHILDREN would pool every child so far)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            message = err.read().decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"{' '.join(argv)} failed (exit {proc.returncode}): {message}")
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, wall  # Linux: ru_maxrss in KiB
 
 
