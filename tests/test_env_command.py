@@ -49,3 +49,16 @@ def test_env_screen_without_compilers_or_gpu_says_what_is_missing(tmp_path):
     assert text.splitlines()[0].startswith("machine:      ")
     assert "gpu:          none" in text and "nvcc not found" in text and "ninja not found" in text
     assert "1 torch threads per rank (OMP_NUM_THREADS=1)" in text
+
+
+def test_env_into_a_pipe_that_closes_early_is_no_error():
+    out = subprocess.run(f"{BIN / 'ds-w2v'} env | head -1", shell=True, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.stdout.startswith("machine:      ") and len(out.stdout.splitlines()) == 1
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+
+
+def test_import_ds_w2v_does_not_import_torch():
+    # build-lm, prepare and --help start without torch (PEP 562: the model names load on first use)
+    code = "import sys, ds_w2v; assert 'torch' not in sys.modules; ds_w2v.build_model; assert 'torch' in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -17,6 +17,7 @@ The arithmetic (``config.py``'s module docstring, fairseq's ``max_tokens x updat
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,15 @@ from typing import Any
 from ..data.augment import check_augment
 from ..data.index import SplitIndex, read_split
 from ..data.mix import TARGETS, MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
+from ..data.shard_format import read_index
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from ..hardware import data_workers
 from .config import TrainConfig, resolve_batch
 from .deepspeed_config import build_ds_config, find_ds_config, read_ds_config
 from .distributed import run_device, world_from_env
 from .precision import resolve_precision
+
+log = logging.getLogger("ds_w2v.train")
 
 
 def world_plan(world_size: int | None = None) -> dict[str, Any]:
@@ -164,7 +168,15 @@ def read_splits(config: TrainConfig) -> RunSplits:
         train = mix[0][1]
     else:
         train = read_split(d.shards, d.train_split, prefix)
-    dev = read_split(d.shards, d.dev_split, prefix) if d.dev_split else None
+    dev = None
+    if d.dev_split and config.task == "pretrain" and d.dev_split not in read_index(d.shards)["splits"]:
+        # a folder of audio (`prepare --format dir`) has no dev split unless --valid-percent made one:
+        # pretraining needs none to learn, so it runs without dev evaluation and says so
+        log.warning("data.shards %s has no split %r: pretraining runs without dev evaluation (no best checkpoint "
+                    "on dev; `prepare --valid-percent 1` holds out a dev split, data.dev_split=null silences this)",
+                    d.shards, d.dev_split)
+    elif d.dev_split:
+        dev = read_split(d.shards, d.dev_split, prefix)
     if mix and dev is not None and config.task != "pretrain":
         check_same_targets([(f"{d.shards}:{d.dev_split}", dev), *((src.entry, index) for src, index, _ in mix)],
                            ("label set",) if config.task == "cls" else TARGETS)

@@ -176,3 +176,18 @@ def test_a_mix_plans_each_corpus_share_and_epochs(shards, tmp_path_factory, caps
                 f"data.train=[{shards}:train@1,{other}:train@2]", "--dry-run", "--world-size", "2"]) == 0
     out = capsys.readouterr().out
     assert "in 2 corpora" in out and "p 0.667" in out and "p 0.333" in out
+
+
+def test_pretraining_a_folder_without_a_dev_split_runs_without_one_and_says_so(tmp_path, caplog, capsys):
+    # `prepare --format dir` without --valid-percent writes train only: pretraining plans (and runs)
+    # without dev evaluation, with one warning, where it used to stop at "no split 'dev'"
+    import logging
+
+    write_split(tmp_path / "audio", "train", [[4.0] * 10] * 2)
+    with caplog.at_level(logging.WARNING, logger="ds_w2v.train"):
+        plan = plan_run(load_config("pretrain_tiny", [f"data.shards={tmp_path / 'audio'}", *ARITHMETIC]), 1, "cpu")
+    assert "dev" not in plan["splits"]
+    assert any("has no split 'dev': pretraining runs without dev evaluation" in r.getMessage() for r in caplog.records)
+    # a fine-tuning run still needs the dev split it names: the one line naming the known splits
+    assert cli(["finetune-cls", "--recipe", "finetune_cls_tiny", f"data.shards={tmp_path / 'audio'}", "--dry-run"]) == 1
+    assert "no split 'dev'" in capsys.readouterr().err
