@@ -48,28 +48,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..train import op_record
 from .gpu_report import parse_junit, parse_pytest_verbose, render_summary, summarise_metrics
-from .timebox import GRACE_S, run_timeboxed, tail
+from .steps import MIN_STEP_S, StepResult, StepRunner, terminate_on_signals
+from .timebox import GRACE_S
 
-__all__ = ["Check", "Extra", "Plan", "main", "parse_junit", "parse_pytest_verbose", "render_summary",
+__all__ = ["Check", "Extra", "Plan", "StepResult", "main", "parse_junit", "parse_pytest_verbose", "render_summary",
            "summarise_metrics"]
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE_BATCH = (6, 14.583)  # utterances x seconds: 87.5 audio-s, wav2vec 2.0 BASE's 1.4M-sample micro-batch
 SMALL_BATCH = (4, 4.0)
-TAIL_CHARS = 4000  # of each command's output kept in log.txt
-MIN_STEP_S = 5.0  # a step with less than this left is skipped, not started
 CORE = ("env", "ops", "tests", "bench_step", "bench_train", "corpus", "pretrain", "finetune_ctc")
 
 
@@ -157,117 +153,23 @@ class Plan:
                            Extra("pretrain_prefetch", 25, 60), Extra("loader", 10, 30), Extra("matmul", 5, 20)))
 
 
-@dataclass
-class StepResult:
-    status: str  # ok | failed | timeout | skipped | running
-    seconds: float = 0.0
-    data: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
+class Check(StepRunner):
+    title = "gpu_check"
 
-
-class _Partial:
-    """A step's figures so far: ``update`` writes them to disk at once (the step is still running)."""
-
-    def __init__(self, check: "Check", name: str, t0: float):
-        self.check, self.name, self.t0, self.data = check, name, t0, {}
-
-    def update(self, **data: Any) -> None:
-        self.data.update(data)
-        self.check.results[self.name] = StepResult("running", time.monotonic() - self.t0, dict(self.data))
-        self.check.write()
-
-
-class Check:
     def __init__(self, plan: Plan, out: Path, work: Path, python: str):
-        self.plan, self.out, self.python = plan, out, python
-        self.work = work  # corpus, runs, logs, bench JSON: outside ``out``, which holds only what comes back
-        self.deadline = time.monotonic() + plan.minutes * 60
-        self.results: dict[str, StepResult] = {}
-        self.log: list[str] = []
-        self.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        self._partial: _Partial | None = None
-
-    # -- running ------------------------------------------------------------------------------
-    def remaining_s(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "MASTER_ADDR")}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-        env["PYTHONUNBUFFERED"] = "1"
-        env[op_record.ENV] = str(self.work / "op_record")  # every step reads what the ops step recorded
-        if self.plan.dry_run:
-            env.update(DS_ACCELERATOR="cpu", DS_W2V_GPU_TESTS_ON_CPU="1", CUDA_VISIBLE_DEVICES="")
-        return env
-
-    def run_cmd(self, name: str, cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
-        """(exit code, or None when ``timeout_s`` cut it; output tail). The command runs in its own
-        process group, killed as a group when it ends; its output goes to ``work/logs/`` as it
-        comes, and its command and tail to log.txt. Never runs past the check's deadline."""
-        timeout_s = max(1.0, min(timeout_s, self.remaining_s() - GRACE_S))
-        log = self.work / "logs" / (name.replace(" ", "_").replace("/", "_") + ".log")
-        self.log.append(f"## {name}: {' '.join(cmd)}")
-        code, _ = run_timeboxed(cmd, timeout_s, log, cwd=ROOT, env=self.env())
-        text = tail(log, TAIL_CHARS)
-        if code is None:
-            text += f"\n[timed out after {timeout_s:.0f} s; its process group was killed]"
-        self.log.append(text)
-        return code, text
-
-    def partial(self, **data: Any) -> None:
-        """Record the running step's figures so far (written to disk now)."""
-        if self._partial is not None:
-            self._partial.update(**data)
-
-    def step(self, name: str, fn: Callable[[float], dict[str, Any]], budget: float) -> None:
-        budget = min(budget, self.remaining_s() - GRACE_S)
-        if budget < MIN_STEP_S:
-            self.results[name] = StepResult("skipped", error="no time left in the budget")
-        else:
-            t0 = time.monotonic()
-            self._partial = _Partial(self, name, t0)
-            try:
-                data = fn(budget)
-                status = data.pop("_status", "ok")
-                error = data.pop("_error", "")
-                self.results[name] = StepResult(status, time.monotonic() - t0, data, error)
-            except Exception as e:  # noqa: BLE001 -- a step's failure is a result; the check goes on
-                self.results[name] = StepResult("failed", time.monotonic() - t0, dict(self._partial.data),
-                                                f"{type(e).__name__}: {e}")
-            finally:
-                self._partial = None
-        self.write()
-        r = self.results[name]
-        print(f"[gpu_check] {name}: {r.status} ({r.seconds:.0f} s){' - ' + r.error[:200] if r.error else ''}",
-              flush=True)
-
-    @staticmethod
-    def outcome(code: int | None, text: str) -> dict[str, Any]:
-        if code == 0:
-            return {}
-        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-        if code is None:
-            return {"_status": "timeout", "_error": lines[-1] if lines else "timed out"}
-        return {"_status": "failed", "_error": (lines[-1] if lines else f"exit {code}")[:500]}
-
-    def _probe(self, name: str, args: list[str], path: Path, timeout_s: float) -> dict[str, Any]:
-        """``gpu_probes`` in its own process: its JSON (as far as it got) and the outcome."""
-        path.unlink(missing_ok=True)
-        code, text = self.run_cmd(name, [self.python, "-m", "ds_w2v.bench.gpu_probes", *args], timeout_s)
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        return {**data, **self.outcome(code, text)}
+        super().__init__(out, work, python, plan.minutes, plan.dry_run)
+        self.plan = plan
 
     # -- the core steps -----------------------------------------------------------------------
     def step_env(self, budget: float) -> dict[str, Any]:
-        return self._probe("env", ["env", str(self.work / "env.json")], self.work / "env.json", budget)
+        return self.probe("env", ["env", str(self.work / "env.json")], self.work / "env.json", budget)
 
     def step_ops(self, budget: float) -> dict[str, Any]:
         start, builds, status = time.monotonic(), {}, {}
         for i, builder in enumerate(self.plan.ops):
             left = (budget - (time.monotonic() - start)) / (len(self.plan.ops) - i)
             path = self.work / f"op_{builder}.json"
-            got = self._probe(f"ops {builder}", ["build-op", builder, str(path)], path, left)
+            got = self.probe(f"ops {builder}", ["build-op", builder, str(path)], path, left)
             got.pop("pid", None)
             if got.get("_status") == "timeout":
                 # the record every later step reads: straight to the fallback, no second build
@@ -447,7 +349,7 @@ class Check:
     def step_max_batch(self, budget: float) -> dict[str, Any]:
         start, limit, seconds = self.plan.max_batch
         path = self.work / "max_batch.json"
-        return self._probe("max_batch", ["max-batch", str(path), "--preset", self.plan.preset, "--precision",
+        return self.probe("max_batch", ["max-batch", str(path), "--preset", self.plan.preset, "--precision",
                                          self.plan.precision, "--seconds", str(seconds), "--start", str(start),
                                          "--limit", str(limit)], path, budget)
 
@@ -467,13 +369,13 @@ class Check:
             return {"_status": "skipped", "_error": "no corpus (the corpus step did not succeed)"}
         path = self.work / "loader.json"
         batch_s = 8.0 if self.plan.dry_run else 87.5
-        return self._probe("loader", ["loader", str(path), "--shards", corpus.data["shards"], "--workers",
+        return self.probe("loader", ["loader", str(path), "--shards", corpus.data["shards"], "--workers",
                                       str(self.plan.loader_workers), "--batch-s", str(batch_s)], path, budget)
 
     def step_matmul(self, budget: float) -> dict[str, Any]:
         size, dtype = self.plan.matmul
         path = self.work / "matmul.json"
-        return self._probe("matmul", ["matmul", str(path), "--size", str(size), "--dtype", dtype], path, budget)
+        return self.probe("matmul", ["matmul", str(path), "--size", str(size), "--dtype", dtype], path, budget)
 
     def step_bench_sizes(self, budget: float) -> dict[str, Any]:
         return self._bench("bench_sizes", "train", budget, self.plan.sizes)
@@ -499,26 +401,8 @@ class Check:
         return [n for n, r in self.results.items()
                 if (n in CORE and r.status != "ok") or (n not in CORE and r.status == "failed")]
 
-    # -- output -------------------------------------------------------------------------------
-    def as_dict(self) -> dict[str, Any]:
-        env = self.results.get("env")
-        return {"started": self.started, "dry_run": self.plan.dry_run, "minutes": self.plan.minutes,
-                "machine": (env.data.get("gpu") if env else None) or platform.node(),
-                "steps": {k: {"status": r.status, "seconds": round(r.seconds, 1), "error": r.error, **r.data}
-                          for k, r in self.results.items()}}
-
-    def write(self) -> None:
-        data = self.as_dict()
-        self.out.mkdir(parents=True, exist_ok=True)
-        for name, text in (("results.json", json.dumps(data, indent=1, default=str) + "\n"),
-                           ("summary.md", render_summary(data)), ("log.txt", "\n".join(self.log) + "\n")):
-            tmp = self.out / f".{name}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp, self.out / name)  # a kill mid-write leaves the previous whole file
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through run_timeboxed, which kills the running step's group
+    def render(self, data: dict[str, Any]) -> str:
+        return render_summary(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -536,8 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="ds_w2v_gpu_check_"))
     check = Check(plan, out, work, sys.executable)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    terminate_on_signals()
     try:
         check.run()
     finally:
