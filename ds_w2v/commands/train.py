@@ -27,7 +27,9 @@ import sys
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", required=True, help="recipe YAML path or shipped recipe name")
+    p.add_argument("--recipe", help="recipe YAML path or shipped recipe name (required to train)")
+    p.add_argument("--help-config", action="store_true",
+                   help="list every config key (key=value) with its type, default and meaning, and exit")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     p.add_argument("--deepspeed_config", "--deepspeed-config", dest="deepspeed_config",
                    help="DeepSpeed JSON (default: the recipe's deepspeed_config)")
@@ -52,8 +54,18 @@ class TrainCommand:
 
     def main(self, args: argparse.Namespace) -> int:
         from ..data.stream import NoUsableData
-        from ..train.config import load_config
+        from ..train.config import TrainConfig, load_config
 
+        if args.help_config:
+            from ..models.wav2vec2 import Wav2Vec2Config
+            from ..train.config_keys import config_keys, format_keys
+
+            print(format_keys(config_keys(TrainConfig)))
+            print("\nmodel.overrides.KEY: the model's own keys, over the preset's (model.preset):\n")
+            print(format_keys(config_keys(Wav2Vec2Config, "model.overrides.")))
+            return 0
+        if not args.recipe:
+            raise ValueError("--recipe is required (a recipe YAML or a shipped recipe name: pretrain_tiny, ...)")
         fields = {"task": self.task}
         if args.deepspeed_config:
             fields["deepspeed_config"] = args.deepspeed_config

@@ -89,6 +89,7 @@ class DataConfig:
     (``tasks.select_task``); a ``best_metric`` the chosen task lacks (finetune_ctc_tiny's ``cer``)
     becomes that task's own (``per``)."""
     train_split: str = "train"
+    """The split of ``data.shards`` that trains (unless ``data.train`` names several corpora)."""
     train: list[str | dict[str, Any]] | None = None
     """Several corpora in one run, in place of ``shards:train_split`` (dev and test still come
     from ``shards``): entries ``DIR``, ``DIR:SPLIT``, ``DIR:SPLIT@WEIGHT`` or ``{shards, split,
@@ -111,7 +112,11 @@ class DataConfig:
     max_sample_size: int = 250_000
     """Pretraining crop cap in samples (15.6 s, fairseq)."""
     min_duration_s: float = 0.0
+    """Training utterances shorter than this (seconds) are skipped and counted (fairseq min_sample_size
+    / 16 kHz); dev and test keep every utterance."""
     max_duration_s: float | None = None
+    """Training utterances longer than this (seconds) are skipped and counted; None: only what a batch
+    cannot hold alone (pretraining crops to ``max_sample_size`` instead)."""
     num_workers: int | str = "auto"
     """DataLoader worker processes per rank (each decodes its own shards). ``auto``: none on a CPU
     (the compute threads take every core: decoding in the training process costs less than workers
@@ -119,6 +124,8 @@ class DataConfig:
     ``ds_w2v.hardware.data_workers``. The batch order depends on it; a resume with another count
     regroups the stream (exact for the samples, see ``data/loader.py``)."""
     shuffle_buffer: int = 256
+    """Utterances held per worker and drawn from at random (WebDataset's shuffle): larger mixes shards
+    more, costs memory; 0 keeps shard order."""
     read_timeout_s: float | None = 180.0
     """A shard read through a command (https via curl, ``pipe:``) that sends nothing for this many
     seconds is skipped (warning, counted as ``unreachable_shard``; the rest go on). None: no limit."""
@@ -145,9 +152,15 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     lr: float = 5e-4
+    """Peak learning rate of Adam(W), reached after the warm-up (BASE pretraining 5e-4; the tiny
+    recipes' values come from the study's dev choices)."""
     betas: tuple[float, float] = (0.9, 0.98)
+    """Adam's moment decays (wav2vec 2.0: 0.9, 0.98)."""
     eps: float = 1e-6
+    """Adam's epsilon (wav2vec 2.0: 1e-6; fine-tuning 1e-8)."""
     weight_decay: float = 0.01
+    """Decoupled weight decay (AdamW) on every trainable parameter (BASE pretraining 0.01; fine-tuning
+    0)."""
     clip_norm: float = 10.0
     """Gradient clipping (global L2 norm), written into the DeepSpeed config; 0 disables it."""
 
@@ -158,11 +171,15 @@ class ScheduleConfig:
     """``polynomial``: linear warm-up then linear decay to ``end_lr`` (fairseq polynomial_decay,
     power 1); ``tri_stage``: warm-up / hold / exponential decay (fairseq tri_stage, fine-tuning)."""
     warmup_updates: int = 32_000
+    """polynomial: updates of linear warm-up from 0 to ``optim.lr`` (BASE: 32,000 of 400k)."""
     phase_ratio: tuple[float, float, float] = (0.1, 0.4, 0.5)
     """tri_stage: fractions of max_updates for warm-up, hold, decay."""
     init_lr_scale: float = 0.01
+    """tri_stage: the warm-up starts at ``optim.lr`` x this."""
     final_lr_scale: float = 0.05
+    """tri_stage: the exponential decay ends at ``optim.lr`` x this."""
     end_lr: float = 0.0
+    """polynomial: the learning rate the linear decay ends at, after ``max_updates``."""
 
 
 @dataclass
@@ -179,16 +196,22 @@ class ProbeConfig:
     max_utterances: int = 60
     """Per split: ~6 s per probe of tiny on 2 CPU cores at 60 (features + six classifiers)."""
     epochs: int = 20
+    """Epochs of each layer's linear classifier over the probe's train frames (CPC's protocol; 20
+    converge at tiny's sizes)."""
 
 
 @dataclass
 class TrainConfig:
     task: str = "pretrain"
+    """pretrain, ctc, cls (phone_ctc: ``ctc`` with ``data.target=phones``); the training commands set
+    it."""
     run_dir: str = ""
     """Where checkpoints, metrics, TensorBoard logs and results go. "": ``runs/<recipe>`` (the
     recipe's file name without .yaml), else ``runs/<task>``: never one directory shared by every
     task, where a second command would resume another task's checkpoint."""
     seed: int = 1
+    """Seeds the model's initial weights, the shard order, shuffling, masking and augmentation draws;
+    two runs with one seed on one machine are the same run."""
     device: str = "auto"
     """``auto``: this rank's GPU when torch sees one, else the CPU; ``cpu``: the CPU even with a
     GPU visible (gloo; tests and debugging)."""
@@ -199,7 +222,11 @@ class TrainConfig:
     master weights) or fp16 (dynamic loss scaling; GPU only). The objective, norms and quantizer
     always run in fp32. The choice and its reason are logged at start and kept in results.json."""
     deepspeed_config: str = "ds_configs/zero2.json"
+    """A DeepSpeed JSON (path, or the name of a shipped one in ``ds_configs/``): ZeRO stage, offload,
+    optimizer implementation. Batch sizes, precision, clipping and optimizer hyper-parameters come
+    from this config, never from the JSON."""
     max_updates: int = 400_000
+    """Optimizer updates of the run (BASE pretraining: 400k); the lr schedule is laid over them."""
     max_train_s: float | None = None
     """Stop cleanly (checkpoint, dev, test, results.json) once this many seconds were spent in
     updates, before ``max_updates`` (a cluster job's wall-clock limit; time-boxed benchmarks). All
@@ -207,9 +234,17 @@ class TrainConfig:
     global_batch_s: float = 5_600.0
     """Audio-seconds per optimizer update over all ranks (see the module docstring)."""
     log_every: int = 10
+    """Updates between two rows of metrics.jsonl / TensorBoard (and a progress line when the output is
+    not a terminal)."""
     eval_every: int = 1_000
+    """Updates between two dev evaluations (each may save a best checkpoint); also after the last
+    update."""
     save_every: int = 1_000
+    """Updates between two checkpoints (``checkpoints/update_N``, ``latest`` names the newest); also
+    after the last update."""
     keep_last: int = 3
+    """Periodic checkpoints kept on disk (the oldest are removed); ``best`` ones are kept apart
+    (``keep_best``)."""
     keep_best: int = 1
     """Best-on-dev checkpoints kept (``best_update_*`` tags; ``checkpoints/best`` names the best):
     a dev value among the ``keep_best`` best so far is saved too, for ``ds-w2v average --best N``

@@ -170,7 +170,8 @@ def test_size_variants_change_only_the_preset(name):
     parent = name.rsplit("_", 1)[0] + "_original"
     c, p = load_config(name, [SHARDS]), load_config(parent, [SHARDS])
     assert c.model.preset == name.rsplit("_", 1)[1]
-    assert dataclasses.replace(c, model=dataclasses.replace(c.model, preset="original")) == p
+    assert c.run_dir == f"runs/{name}" and p.run_dir == f"runs/{parent}"  # each recipe its own run directory
+    assert dataclasses.replace(c, model=dataclasses.replace(c.model, preset="original"), run_dir=p.run_dir) == p
 
 
 def test_finetune_ctc_original_is_fairseq_base_10h():
@@ -580,7 +581,9 @@ def test_unknown_key_in_recipe_file(tmp_path):
 
 # --- precedence: defaults < recipe < child recipe < command line < keyword fields ------------------
 def test_defaults_without_recipe():
-    assert load_config(None, [SHARDS]) == TrainConfig(data=DataConfig(shards="/x"))
+    # no recipe: runs/<task>, never one directory every task shares
+    assert load_config(None, [SHARDS]) == TrainConfig(data=DataConfig(shards="/x"), run_dir="runs/pretrain")
+    assert load_config(None, [SHARDS, "task=cls"]).run_dir == "runs/cls"
     assert load_config(None, [SHARDS]).optim.lr == 5e-4
 
 

@@ -49,23 +49,33 @@ class Wav2Vec2Config:
 
     # --- transformer (paper §2, "Contextualized representations") --------------------------
     encoder_layers: int = 12
+    """Transformer blocks (BASE 12, LARGE 24; this package's medium 8, small 11, tiny 4)."""
     encoder_embed_dim: int = 768
+    """Width of the transformer (and of the projected conv features): BASE 768, LARGE 1024."""
     encoder_ffn_embed_dim: int = 3072
+    """Inner width of each block's feed-forward layer (4 x the width in every preset)."""
     encoder_attention_heads: int = 12
+    """Self-attention heads per block (head size = width / heads: 64 in BASE and LARGE)."""
     layer_norm_first: bool = False
     """False: post-LN blocks and a LayerNorm before the first block (BASE); True: pre-LN blocks
     and a final LayerNorm (LARGE; more stable when deep)."""
     layer_norm_eps: float = 1e-5
+    """Epsilon of the transformer's LayerNorms (fairseq and transformers: 1e-5)."""
     conv_pos: int = 128
     """Kernel width (frames) of the convolutional positional embedding (paper §4.2)."""
     conv_pos_groups: int = 16
+    """Groups of the convolutional positional embedding (paper §4.2: 16)."""
     activation_fn: str = "gelu"
+    """The feed-forward layer's activation: gelu, the one wav2vec 2.0 uses and the only one the blocks
+    run (fairseq's and HF's config files carry the key; another value is refused)."""
 
     # --- dropouts (fairseq BASE pretraining values) -----------------------------------------
     dropout: float = 0.1
     """Residual dropout in the transformer."""
     attention_dropout: float = 0.1
+    """Dropout on the attention probabilities."""
     activation_dropout: float = 0.0
+    """Dropout after the feed-forward activation."""
     dropout_input: float = 0.1
     """Dropout on the projected features fed to the transformer."""
     dropout_features: float = 0.1
@@ -81,10 +91,13 @@ class Wav2Vec2Config:
     mask_length: int = 10
     """Span length in frames (10 frames = 200 ms)."""
     mask_min_spans: int = 2
+    """At least this many time-mask spans per utterance (fairseq ``mask_min_masks``: 2 in pretraining)."""
     mask_channel_prob: float = 0.0
     """Channel masking for fine-tuning (fairseq base_100h: 0.25 with length 64)."""
     mask_channel_length: int = 10
+    """Width (feature channels) of each channel-mask span (fine-tuning's SpecAugment-like masking)."""
     mask_channel_min_spans: int = 0
+    """At least this many channel-mask spans per utterance when ``mask_channel_prob`` > 0."""
 
     # --- quantizer (paper §2, "Quantization module") ----------------------------------------
     latent_vars: int = 320
@@ -147,6 +160,8 @@ class Wav2Vec2Config:
         self.conv_layers = tuple(tuple(int(x) for x in layer) for layer in self.conv_layers)
         self.latent_temp = tuple(float(x) for x in self.latent_temp)
         errors = []
+        if self.activation_fn != "gelu":  # the blocks run GELU: another name would be silently ignored
+            errors.append(f"activation_fn must be 'gelu' (the only one the blocks run), got {self.activation_fn!r}")
         if self.extractor_mode not in ("group", "layer"):
             errors.append(f"extractor_mode must be 'group' or 'layer', got {self.extractor_mode!r}")
         if self.encoder_embed_dim % self.encoder_attention_heads:
