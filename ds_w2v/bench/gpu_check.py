@@ -1,7 +1,7 @@
 """The GPU check: every GPU path of ds_w2v, once, time-boxed, for a short loan of one GPU.
 
     bash launch/gpu_check.sh [--minutes 8.5] [--out gpu_results]   # on the GPU machine
-    bash launch/gpu_check.sh --dry-run                             # CPU, tiny, ~5 minutes (CI)
+    bash launch/gpu_check.sh --dry-run                             # CPU, tiny, 2-5 minutes (CI)
 
 The loan is one command of at most 10 minutes: nothing here may block past its budget, and what
 was measured must be on disk when the command ends however it ends. So every step runs in a
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="gpu_results", help="folder for summary.md, results.json, log.txt")
     p.add_argument("--work", default=None, help="scratch folder: corpus, runs, logs (default: a new one under /tmp)")
     args = p.parse_args(argv)
-    # the dry run's 12: what a 2-core machine shared with other jobs needs (Plan.cpu_dry_run); ~5 quiet
+    # the dry run's 12: what a 2-core machine shared with other jobs needs (Plan.cpu_dry_run); 2.3 quiet
     minutes = args.minutes if args.minutes is not None else (12.0 if args.dry_run else 8.5)
     if minutes <= 0:
         p.error("--minutes must be > 0")
