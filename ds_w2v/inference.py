@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -94,11 +95,14 @@ class Result:
 
 
 def load_task_model(model: Wav2Vec2Task | str | os.PathLike, task: str) -> Wav2Vec2Task:
-    """``model`` (a model, a ds_w2v model file or an HF folder) if it is a ``task`` model, else a
-    ValueError naming the model, its task and the command that fits it."""
+    """``model`` (a model, a ds_w2v model file, an HF folder, a fairseq checkpoint or a run
+    directory: its best checkpoint, else latest, as ``model.init`` reads it) if it is a ``task``
+    model, else a ValueError naming the model, its task and the command that fits it."""
     name = "model" if isinstance(model, Wav2Vec2Task) else os.fspath(model)
     if not isinstance(model, Wav2Vec2Task):
-        model = load_model(model)
+        from .train.checkpoint import is_run_dir, model_from_run  # DeepSpeed's consolidation, only for a run
+
+        model = model_from_run(Path(model)) if is_run_dir(Path(model)) else load_model(model)
     if model.task != task:
         hint = _COMMAND_FOR_TASK.get(model.task)
         raise ValueError(

@@ -14,8 +14,11 @@ unreachable); 3: stopped early (non-finite updates, checkpoints that cannot be w
 
 ``--dry-run`` prints the plan (``ds_w2v/train/plan.py``): the world (the launcher's
 ``RANK``/``WORLD_SIZE``, or ``--world-size N`` to plan for N ranks without launching), the batch
-arithmetic, the DeepSpeed config, and which shards each rank reads in epoch 0; it builds no
-model, starts no process group and writes nothing (only rank 0 prints under a launcher).
+arithmetic, the DeepSpeed config, and which shards each rank reads in epoch 0; it checks the
+model as the run builds it (on the meta device: no weights) and the run directory it would
+resume, starts no process group and writes nothing (only rank 0 prints under a launcher).
+
+``--help-config`` lists every ``key=value`` the command takes, with its type, default and meaning.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ to 16 kHz), channels averaged. A file that cannot be read is reported on stderr 
 
 Decoding is greedy unless ``--decoder beam``: beam search with an n-gram LM (an ARPA file from
 ``ds-w2v build-lm``; flashlight-text, ``pip install .[lm]``). Choose ``--lm-weight`` and
-``--word-score`` on a dev split with ``ds-w2v evaluate ... --tune-lm`` (README, *Decoding with an LM*).
+``--word-score`` on a dev split with ``ds-w2v evaluate ... --tune-lm`` (docs/inference.md, *Decoding with an n-gram LM*).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@
     deepspeed --num_gpus 8 --module ds_w2v.train pretrain --recipe R ... --dry-run   # the launcher's world
 
 Pure functions of the config and the index (``dataset.json``): each returns a plain dict (JSON as
-it is), :func:`format_plan` makes it readable. Nothing here builds a model, starts a process
-group, opens a shard or writes a file; what the run would refuse before its process group (a
+it is), :func:`format_plan` makes it readable. Nothing here starts a process group, opens a
+shard or writes a file, and the model is built on the meta device only (no weights), to be checked; what the run would refuse before its process group (a
 batch that does not divide, an unknown split, a bad shard URL prefix, a DeepSpeed config that
 does not fit the device) is refused here with the same one-line error.
 

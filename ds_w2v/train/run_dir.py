@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 MARKER = ".shared_run_dir_check"
-FIX = "put run_dir on a filesystem every node mounts (NFS, Lustre, ...) — see README, Multi-node"
+FIX = "put run_dir on a filesystem every node mounts (NFS, Lustre, ...) — see docs/multinode.md"
 # NFS may cache "no such file" for a name looked up before rank 0 created it (negative lookup
 # cache); a miss is retried, listing the directory first (which revalidates it), for this long
 MISS_RETRY_S = 3.0

@@ -67,7 +67,7 @@ def test_a_different_dir_per_rank_fails_on_both_ranks_with_one_line(tmp_path):
     host = socket.gethostname()
     assert msg == (f"ValueError: run_dir {b} is not one directory shared by every rank: rank 1 (host {host}) "
                    f"finds no {MARKER} there, which rank 0 (host {host}) wrote; put run_dir on a filesystem every "
-                   "node mounts (NFS, Lustre, ...) — see README, Multi-node")
+                   "node mounts (NFS, Lustre, ...) — see docs/multinode.md")
     assert not (a / MARKER).exists()  # rank 0 cleaned up after itself
 
 

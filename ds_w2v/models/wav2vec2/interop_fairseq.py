@@ -23,7 +23,7 @@ separate q/k/v projections are our fused ``qkv_proj``, and its codebook ``quanti
 
 The CTC head's symbols are not in the checkpoint: fairseq reads them from the fine-tuning data
 folder's ``dict.<labels>.txt`` (``dict.ltr.txt`` for letters), so :func:`load_fairseq_checkpoint`
-needs that file (see README.md, "Import from fairseq").
+needs that file (see docs/interop.md, "Import from fairseq").
 """
 from __future__ import annotations
 
