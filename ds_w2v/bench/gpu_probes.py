@@ -41,6 +41,12 @@ def probe_env(path: Path) -> int:
         props = torch.cuda.get_device_properties(0)
         out.update(gpu=props.name, gpu_mem_gib=round(props.total_memory / 2**30, 1),
                    capability=f"{props.major}.{props.minor}", sms=props.multi_processor_count)
+    try:  # the line every figure names its machine with (ds-w2v env)
+        from ..hardware import Machine
+
+        out["machine"] = Machine.read().line()
+    except Exception as e:  # noqa: BLE001 -- a description that fails is no reason to stop the probe
+        out["machine"] = f"unknown ({type(e).__name__}: {e})"[:160]
     _write(path, out)
     out["sdpa"] = sdpa_backends()  # before anything that could hang (an op build is the next step's)
     _write(path, out)

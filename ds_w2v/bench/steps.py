@@ -141,7 +141,7 @@ class StepRunner:
     def as_dict(self) -> dict[str, Any]:
         env = self.results.get("env")
         return {"started": self.started, "dry_run": self.dry_run, "minutes": self.minutes,
-                "machine": (env.data.get("gpu") if env else None) or platform.node(),
+                "machine": (env.data.get("machine") or env.data.get("gpu") if env else None) or platform.node(),
                 "steps": {k: {"status": r.status, "seconds": round(r.seconds, 1), "error": r.error, **r.data}
                           for k, r in self.results.items()}}
 
