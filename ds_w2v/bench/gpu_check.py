@@ -132,7 +132,6 @@ class Plan:
 
     @classmethod
     def cpu_dry_run(cls, minutes: float) -> "Plan":
-        s = minutes * 60
         return cls(True, minutes, "tiny", (), "fp32", "fp32", ((2, 2.0),), bench_steps=1, bench_warmup=1,
                    # 0.3 h: 33 speakers, of which 24 are TIMIT's core test set: ~90 train utterances
                    corpus_hours=0.3, pretrain_s=8.0, finetune_s=5.0, option_train_s=6.0, num_workers=1,
