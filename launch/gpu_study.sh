@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU study (ds_w2v/bench/gpu_study.py): pretrain small for up to 8 minutes on corpora
+# The GPU study (experiments/gpu/gpu_study.py): pretrain small for up to 8 minutes on corpora
 # synthesised on the device, then the linear phone probe of it against its random init.
 #   bash launch/gpu_study.sh [--minutes 9] [--out gpu_study]   on the lent GPU machine (one H100/H200)
 #   bash launch/gpu_study.sh --dry-run                          on CPU with tiny, ~2 min (a test runs it)
@@ -10,4 +10,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=launch/_gpu_env.sh
 . launch/_gpu_env.sh "$@"
-exec "$PY" -m ds_w2v.bench.gpu_study "$@"
+exec "$PY" -m experiments.gpu.gpu_study "$@"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ds_w2v.bench.gpu_study import PRETRAIN_CAP_S, StudyPlan, render_study
+from experiments.gpu.gpu_study import PRETRAIN_CAP_S, StudyPlan, render_study
 
 ROOT = Path(__file__).resolve().parents[1]
 

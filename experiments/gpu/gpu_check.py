@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..train import op_record
+from ds_w2v.train import op_record
 from .gpu_report import parse_junit, parse_pytest_verbose, render_summary, summarise_metrics
 from .steps import MIN_STEP_S, StepResult, StepRunner, terminate_on_signals
 from .timebox import GRACE_S
@@ -308,7 +308,7 @@ class Check(StepRunner):
         env = self.results.get("env")
         gpu = env.data.get("gpu") if env else None
         if gpu:  # for "MFU of measured matmul": the data-sheet peak MFU was computed against
-            from ..train.flops import peak_flops
+            from ds_w2v.train.flops import peak_flops
 
             data["peak_flops"] = peak_flops(gpu, p.precision)
         return {**data, "options": options, "run_dir": str(run), **self.outcome(code, text)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..train import op_record
+from ds_w2v.train import op_record
 from .timebox import GRACE_S, run_timeboxed, tail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ class StepRunner:
     def probe(self, name: str, args: list[str], path: Path, timeout_s: float) -> dict[str, Any]:
         """``gpu_probes`` in its own process: its JSON (as far as it got) and the outcome."""
         path.unlink(missing_ok=True)
-        code, text = self.run_cmd(name, [self.python, "-m", "ds_w2v.bench.gpu_probes", *args], timeout_s)
+        code, text = self.run_cmd(name, [self.python, "-m", "experiments.gpu.gpu_probes", *args], timeout_s)
         data = json.loads(path.read_text()) if path.is_file() else {}
         return {**data, **self.outcome(code, text)}
 

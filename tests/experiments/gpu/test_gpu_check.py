@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ds_w2v.bench import gpu_check
-from ds_w2v.bench.gpu_check import CORE, Check, Plan, StepResult, parse_junit, render_summary, summarise_metrics
-from ds_w2v.bench.gpu_report import parse_pytest_verbose
-from ds_w2v.bench.timebox import run_timeboxed, tail
+from experiments.gpu import gpu_check
+from experiments.gpu.gpu_check import CORE, Check, Plan, StepResult, parse_junit, render_summary, summarise_metrics
+from experiments.gpu.gpu_report import parse_pytest_verbose
+from experiments.gpu.timebox import run_timeboxed, tail
 from ds_w2v.train import op_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ FAKE_PYTHON = textwrap.dedent("""\
     # anything else is handed to the real interpreter
     import os, subprocess, sys, time
     args = sys.argv[1:]
-    if args[:3] == ["-m", "ds_w2v.bench.gpu_probes", "build-op"]:
+    if args[:3] == ["-m", "experiments.gpu.gpu_probes", "build-op"]:
         lock = os.path.join(os.environ["TORCH_EXTENSIONS_DIR"], "fused_adam", "lock")
         os.makedirs(os.path.dirname(lock), exist_ok=True)
         open(lock, "w").close()  # torch's FileBaton: every later build of fused_adam waits while it exists

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..train import op_record
+from ds_w2v.train import op_record
 from .gpu_report import summarise_metrics
 from .steps import StepRunner, terminate_on_signals
 

@@ -1,10 +1,10 @@
 """The GPU check's probes, each run in a process of its own by ``gpu_check.py`` under its timeout:
 
-    python -m ds_w2v.bench.gpu_probes env JSON                       # versions, GPU, SDPA; builds nothing
-    python -m ds_w2v.bench.gpu_probes build-op FusedAdamBuilder JSON # DeepSpeed's op, JIT-built once
-    python -m ds_w2v.bench.gpu_probes max-batch JSON --preset original --seconds 14.583
-    python -m ds_w2v.bench.gpu_probes loader JSON --shards DIR --workers 16
-    python -m ds_w2v.bench.gpu_probes matmul JSON
+    python -m experiments.gpu.gpu_probes env JSON                       # versions, GPU, SDPA; builds nothing
+    python -m experiments.gpu.gpu_probes build-op FusedAdamBuilder JSON # DeepSpeed's op, JIT-built once
+    python -m experiments.gpu.gpu_probes max-batch JSON --preset original --seconds 14.583
+    python -m experiments.gpu.gpu_probes loader JSON --shards DIR --workers 16
+    python -m experiments.gpu.gpu_probes matmul JSON
 
 Each writes its JSON as soon as it knows something and again after every figure, so a probe cut
 by its timeout (its whole process group killed) still leaves what it had measured.
@@ -42,7 +42,7 @@ def probe_env(path: Path) -> int:
         out.update(gpu=props.name, gpu_mem_gib=round(props.total_memory / 2**30, 1),
                    capability=f"{props.major}.{props.minor}", sms=props.multi_processor_count)
     try:  # the line every figure names its machine with (ds-w2v env)
-        from ..hardware import Machine
+        from ds_w2v.hardware import Machine
 
         out["machine"] = Machine.read().line()
     except Exception as e:  # noqa: BLE001 -- a description that fails is no reason to stop the probe
@@ -98,7 +98,7 @@ def probe_build_op(builder: str, path: Path) -> int:
     """0 when the op built (or loaded from torch's extension cache), 3 when it cannot be: the
     failure is then in ``DS_W2V_OP_RECORD`` (``engine.probe_op_builder`` records it)."""
     _write(path, {"builder": builder, "status": "building", "pid": os.getpid()})
-    from ..train.engine import probe_op_builder
+    from ds_w2v.train.engine import probe_op_builder
 
     build = probe_op_builder(builder)
     _write(path, {"builder": builder, "status": "built" if build.error is None else "failed",
@@ -111,8 +111,8 @@ def _one_update(preset: str, precision: str, zero: int, batch: int, seconds: flo
     """Peak MiB of building an engine and one update at ``batch`` x ``seconds``; raises on OOM."""
     import torch
 
-    from ..models.wav2vec2 import build_model, preset_config
-    from ..train.engine import build_engine
+    from ds_w2v.models.wav2vec2 import build_model, preset_config
+    from ds_w2v.train.engine import build_engine
     from .harness import fixed_batch
     from .train import bench_config
 
@@ -150,7 +150,7 @@ def probe_max_batch(path: Path, preset: str, precision: str, zero: int, seconds:
 
     import torch
 
-    from ..train.distributed import init_distributed
+    from ds_w2v.train.distributed import init_distributed
     from .train import _quiet
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -201,9 +201,9 @@ def probe_max_batch(path: Path, preset: str, precision: str, zero: int, seconds:
 def probe_loader(path: Path, shards: str, workers: int, batch_s: float, epochs: int) -> int:
     """Audio-seconds per second a ``StreamingLoader`` of ``workers`` workers delivers over the
     prepared train split, per epoch (the first one includes starting the workers)."""
-    from ..data.index import read_split
-    from ..data.loader import StreamingLoader
-    from ..data.stream import StreamConfig
+    from ds_w2v.data.index import read_split
+    from ds_w2v.data.loader import StreamingLoader
+    from ds_w2v.data.stream import StreamConfig
 
     split = read_split(shards, "train")
     config = StreamConfig(kind="pretrain", batch_s=batch_s, num_workers=workers, seed=0)
