@@ -43,6 +43,12 @@ def init_distributed(device: torch.device, local_rank: int = 0) -> None:
     import deepspeed
     import torch.distributed as dist
 
+    from .op_record import recorded_failure
+
+    if recorded_failure("ShareMemCommBuilder"):
+        # DeepSpeed builds its shared-memory collectives op in every process at start-up (CPU); a
+        # build that failed or was cut before is not tried again: gloo's collectives serve instead
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     if use_cuda:
         torch.cuda.set_device(device)
     backend = "nccl" if use_cuda else "gloo"

@@ -268,3 +268,22 @@ def test_stale_locks_are_found_where_torch_builds(tmp_path, fresh_record):
     assert fresh_record.stale_locks("FusedAdamBuilder", {"TORCH_EXTENSIONS_DIR": str(flat)}) == [
         flat / "fused_adam" / "lock"]
     assert fresh_record.stale_locks("NoSuchBuilder", env) == []
+
+
+def test_a_recorded_shm_comm_failure_is_not_built_again_at_start_up(tmp_path):
+    """DeepSpeed builds its shared-memory collectives op in every CPU process at init; once a build
+    failed or was cut (recorded in DS_W2V_OP_RECORD), init_distributed skips it: gloo serves."""
+    import os
+    import subprocess
+    import sys
+
+    from ds_w2v.train.op_record import ENV, record_failure
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env.update({ENV: str(tmp_path), "DS_ACCELERATOR": "cpu"})
+    record_failure("ShareMemCommBuilder", "cut at 120 s", environ=env)
+    code = ("import torch, deepspeed; from ds_w2v.train.distributed import init_distributed; "
+            "init_distributed(torch.device('cpu')); print('compatible', deepspeed.ops.__compatible_ops__['deepspeed_shm_comm'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "compatible False" in out.stdout and "built successfully" not in out.stdout + out.stderr
