@@ -130,3 +130,41 @@ def test_probe_rows_come_from_the_probe_files(tmp_path):
     assert "## Does pretraining help? tiny" in text and "| random init | 40.40 %" in text
     assert "### CTC fine-tuning from each initialisation" not in text
     assert "`python -m experiments.demo --ablation on`" in text and "`bash launch/study.sh`" in text
+
+
+def test_a_ctc_on_its_blank_plateau_is_said_so_and_the_lm_row_is_a_line(tmp_path):
+    pt, pt_res = _run(tmp_path, "pt", "pretrain", {}, [{"update": 1, "train/loss": 4.6}])
+    ctc, ctc_res = _run(tmp_path, "ctc", "ctc", {"wer": 1.0, "cer": 1.0, "loss": 125.0}, [{"update": 1, "train/loss": 9.0}])
+    cls, cls_res = _run(tmp_path, "cls", "cls", {"acc": 0.5, "f1": 0.4, "loss": 1.0}, [{"update": 1, "train/loss": 2.0}])
+    rows = {"tiny": {"params_m": 3.73, "pretrain": pt_res, "pretrain_s": 60.0, "ctc": ctc_res, "ctc_s": 60.0,
+                     "cls": cls_res, "cls_s": 60.0, "runs": {"pretrain": pt, "ctc": ctc, "cls": cls},
+                     "ctc_lm": {"skipped": "not run: the CTC model's best dev CER is 100.0 %", "command": "x",
+                                "wall_s": 0.1}}}
+    out = tmp_path / "results"
+    out.mkdir()
+    text = write_report(rows, {"tiny": {"pretrained, 100 %": ctc_res, "random init, 100 %": {"test": {"cer": 1.0}}}},
+                        out, total_s=100)
+    assert "at this budget CTC has not left its all-blank plateau" in text
+    assert "- tiny: not run: the CTC model's best dev CER is 100.0 %." in text and "| tiny | greedy |" not in text
+    ctc_res["test"]["cer"] = 0.8  # one row off the plateau: no such note
+    assert "all-blank plateau (the model" not in write_report(rows, {}, out, total_s=100)
+
+
+def test_the_lm_job_is_skipped_while_the_ctc_model_writes_only_blanks(tmp_path):
+    import sys
+
+    from experiments.demo import LMEvalJob, run_jobs
+
+    ctc_dir = tmp_path / "ctc"
+    ctc_dir.mkdir()
+    (ctc_dir / "results.json").write_text(json.dumps({"best_dev": 1.0}))
+    job = LMEvalJob("lm", ["--nope"], tmp_path / "lm", ctc_dir, needs=())
+    run_jobs([job], parallel=1)  # would fail (`evaluate --nope`) if it ran
+    assert job.result["skipped"].startswith("not run: the CTC model's best dev CER is 100.0 %")
+    (ctc_dir / "results.json").write_text(json.dumps({"best_dev": 0.7}))
+    job = LMEvalJob("lm2", ["--nope"], tmp_path / "lm2", ctc_dir, needs=())
+    import pytest
+
+    with pytest.raises(RuntimeError, match="evaluate failed"):
+        run_jobs([job], parallel=1)
+    assert sys.executable
