@@ -1,4 +1,4 @@
-"""``ds-w2v bench {step,data}``: benchmarks that print figures (never pass/fail tests).
+"""``ds-w2v bench {step,train,data,decode,precision,lm}``: benchmarks that print figures (never pass/fail tests).
 
 Each benchmark module provides ``add_arguments(parser)`` and ``run(args)`` and imports its heavy
 dependencies inside ``run``.
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "data": ("ds_w2v.bench.data", "streaming and prepare throughput of the data pipeline"),
     "train": ("ds_w2v.bench.train", "DeepSpeed engine updates per size, ZeRO stage and precision, ours vs HF"),
     "decode": ("ds_w2v.bench.decode", "CTC decoding: greedy vs beam search with an n-gram LM (speed, WER; tuned on dev)"),
+    "precision": ("ds_w2v.bench.precision", "fp32 vs bf16 matmul and conv on this CPU: why precision=auto chooses"),
     "lm": ("ds_w2v.bench.lm", "build-lm vs KenLM's lmplz: CPU, memory, and the ARPA files' max difference"),
 }
 
