@@ -60,6 +60,11 @@ GPU_DEMO = {
 #   updates of 32 audio-s (the Gumbel temperature still reaches 0.5 by update ~140), CTC 300 of
 #   16 audio-s, emotion 150. The figures of a run this short say the pipeline works; whether
 #   pretraining helps is the study's question (results/STUDY.md), which the report quotes beside them.
+#   What that costs, measured on CPU-2 in fp32 on 2026-12-07 from this demo's pretrained model: CTC
+#   stays on its all-blank plateau (dev CER 100 % at 300 updates of 16 audio-s, and at 500 of 8),
+#   emotion at chance (13 % test accuracy at 150 updates of 32 audio-s; train accuracy 9 % after 185
+#   of 16). In bf16 the former budgets (300 / 500 / 250) had reached 74 % CER and 52.5 % accuracy:
+#   learning that shows takes more than 15 minutes of fp32 on a slow 2-core CPU.
 # The demo keeps the Gumbel schedule and codebook it was measured with (2 -> 0.5 by update ~140,
 # tiny's 2 x 320 codes): pretrain_tiny's slower schedule (0.999, chosen by the study's search at
 # 800 updates) would still be near 2 at the end, and its 2 x 64 codes were chosen for 2,000 updates.
