@@ -113,6 +113,11 @@ class Wav2Vec2ForSequenceClassification(Wav2Vec2Task):
 
     def __init__(self, config: Wav2Vec2Config, labels: Sequence[str]):
         super().__init__(config)
+        if isinstance(labels, str) or not all(isinstance(x, str) and x for x in labels):
+            # ["neutral", "calm", ...] copied from a docs snippet has an Ellipsis in it: say so
+            raise ValueError(f"labels must be a list of non-empty strings (the class names), got {list(labels)!r}")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"labels name a class twice: {list(labels)}")
         if len(labels) < 2:
             raise ValueError(f"classification needs at least 2 labels, got {list(labels)}")
         self.labels = list(labels)

@@ -281,6 +281,12 @@ def export_hf(model: Wav2Vec2Task, out_dir: str | Path) -> Path:
                     "(fairseq's): quiet audio (RMS 0.01) gets other logits there; load_model(%s) keeps %g",
                     out, HF_NORMALIZE_EPS, c.normalize_audio_eps, out, c.normalize_audio_eps)
     tensors = to_hf_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    if not (model.config.mask_prob > 0 or model.config.mask_channel_prob > 0):
+        # transformers creates masked_spec_embed only when a mask probability is > 0; written
+        # anyway, from_pretrained warns "masked_spec_embed UNEXPECTED" for a model trained without
+        # masking. The embedding is not used by such a model; load_model reads the folder back with
+        # a freshly initialised one (a fine-tune with masking from the folder learns it anew)
+        tensors.pop("wav2vec2.masked_spec_embed", None)
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "preprocessor_config.json").write_text(json.dumps({
         "feature_extractor_type": "Wav2Vec2FeatureExtractor",

@@ -112,3 +112,22 @@ def test_exported_ctc_runs_in_asr_pipeline(tmp_path):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "ds_w2v.cli", "--help"], capture_output=True, text=True, check=True)
     assert "init" in out.stdout and "export-hf" in out.stdout
+
+
+def test_a_model_trained_without_masking_exports_what_transformers_expects(tmp_path):
+    # transformers makes masked_spec_embed only when a mask probability is > 0: a CTC model fine-tuned
+    # without masking (the tiny recipe) used to export it anyway ("masked_spec_embed UNEXPECTED")
+    transformers = pytest.importorskip("transformers")
+    from safetensors import safe_open
+
+    from ds_w2v.models.wav2vec2.interop_hf import export_hf
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "a": 5}
+    model = build_model("tiny", task="ctc", vocab=vocab, mask_prob=0.0, mask_channel_prob=0.0)
+    out = export_hf(model, tmp_path / "hf")
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    hf = transformers.Wav2Vec2ForCTC.from_pretrained(str(out))
+    assert set(hf.state_dict()) == keys  # nothing unexpected, nothing missing
+    assert "wav2vec2.masked_spec_embed" not in keys
+    assert load_model(out).config.mask_prob == 0.0  # and it reads back
