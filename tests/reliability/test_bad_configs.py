@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # pytest runs with --import-mode
 from reliability_helpers import FAST, subprocess_env  # noqa: E402
 
 # ``python -m ds_w2v.train ARGS`` plus a report, at exit, of whether a process group was started
-PROBE = (
+PROBE = (  # torch imported first: `import ds_w2v` no longer does, and a first import at exit fails
     "import atexit, runpy\n"
+    "import torch.distributed as dist\n"
     "def report():\n"
-    "    import torch.distributed as dist\n"
     "    print(f'PROCESS_GROUP_STARTED={dist.is_available() and dist.is_initialized()}', flush=True)\n"
     "atexit.register(report)\n"
     "runpy.run_module('ds_w2v.train', run_name='__main__', alter_sys=True)\n"
