@@ -142,6 +142,20 @@ class DataConfig:
     shards) at ``data.augment.snr_db=[5,20]`` with ``noise_prob``, ``data.augment.rir=DIR`` with
     ``rir_prob``. Seeded by ``seed``, exact on resume; dev and test are never augmented."""
 
+    def stream_config(self, kind: str, seed: int, device_type: str = "cpu", **fields: Any):
+        """The training stream's :class:`~ds_w2v.data.stream.StreamConfig` from this section: the one
+        place the data keys become a stream (the trainer and the study's HF reference loop use it);
+        ``data.num_workers=auto`` resolved for ``device_type``; ``fields`` override (``loop=False``)."""
+        from ..data.stream import StreamConfig
+        from ..hardware import data_workers
+
+        values = dict(kind=kind, batch_s=self.batch_s, fill=self.fill, max_sample_size=self.max_sample_size,
+                      min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
+                      shuffle_buffer=self.shuffle_buffer, read_timeout_s=self.read_timeout_s, seed=seed,
+                      num_workers=data_workers(self.num_workers, device_type), pin_memory=device_type == "cuda",
+                      augment=self.augment if self.augment.active else None)
+        return StreamConfig(**{**values, **fields})
+
     @property
     def test_splits(self) -> list[str]:
         if not self.test_split:

@@ -30,8 +30,8 @@ from ..data.loader import StreamingLoader, merge_rank_states
 from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
-from ..data.stream import UNREACHABLE_SHARD, NoUsableData, StreamConfig
-from ..hardware import Machine, apply_default_threads, data_workers
+from ..data.stream import UNREACHABLE_SHARD, NoUsableData
+from ..hardware import Machine, apply_default_threads
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, read_ds_config
@@ -155,13 +155,8 @@ class Trainer:
                                    rank=rank, world=world, device=self.device, zero3=self.zero_stage == 3)
 
         # -- data --------------------------------------------------------------------------------
-        self.stream_config = StreamConfig(
-            kind=self.task.stream_kind, batch_s=d.batch_s, fill=d.fill, max_sample_size=d.max_sample_size,
-            min_duration_s=d.min_duration_s, max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer,
-            read_timeout_s=d.read_timeout_s,
-            seed=config.seed, num_workers=data_workers(d.num_workers, self.device.type), pin_memory=use_cuda,
-            augment=d.augment if d.augment.active else None,  # the evaluator's streams never carry it
-        )
+        # the evaluator's streams never carry augmentation (Evaluator.loader)
+        self.stream_config = d.stream_config(self.task.stream_kind, config.seed, self.device.type)
         if d.augment.active and self.is_rank0:
             log.info("training stream augmentation: %s", describe(d.augment))
         if self.mix:  # several corpora: each batch from one, drawn with p ∝ (weight x hours)^alpha

@@ -113,8 +113,8 @@ def _one_update(preset: str, precision: str, zero: int, batch: int, seconds: flo
 
     from ds_w2v.models.wav2vec2 import build_model, preset_config
     from ds_w2v.train.engine import build_engine
-    from .harness import fixed_batch
-    from .train import bench_config
+    from ds_w2v.bench.harness import fixed_batch
+    from ds_w2v.bench.train import bench_config
 
     wave, lengths = fixed_batch(batch, seconds, device)
     config, ds = bench_config(zero, precision, wave.numel() / 16000, device)
@@ -151,7 +151,7 @@ def probe_max_batch(path: Path, preset: str, precision: str, zero: int, seconds:
     import torch
 
     from ds_w2v.train.distributed import init_distributed
-    from .train import _quiet
+    from ds_w2v.bench.train import _quiet
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     init_distributed(device)

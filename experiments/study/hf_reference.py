@@ -100,7 +100,6 @@ def train(config, transformers_version: str, stop_after: int | None = None) -> d
 
     from ds_w2v.data.loader import StreamingLoader
     from ds_w2v.data.mix import MixedLoader, mix_labels
-    from ds_w2v.data.stream import StreamConfig
     from ds_w2v.models.wav2vec2 import build_model, save_model
     from ds_w2v.models.wav2vec2.interop_hf import from_hf_state_dict, hf_twin
     from ds_w2v.train.config import resolve_batch
@@ -121,10 +120,7 @@ def train(config, transformers_version: str, stop_after: int | None = None) -> d
     hf = hf_twin(ours).train()
     ours.eval()
 
-    stream = StreamConfig(kind=TASK_CLASSES["pretrain"].stream_kind, batch_s=d.batch_s, fill=d.fill,
-                          max_sample_size=d.max_sample_size, min_duration_s=d.min_duration_s,
-                          max_duration_s=d.max_duration_s, shuffle_buffer=d.shuffle_buffer, seed=config.seed,
-                          num_workers=d.num_workers, pin_memory=False)
+    stream = d.stream_config(TASK_CLASSES["pretrain"].stream_kind, config.seed)  # as the trainer's
     if splits.mix:
         loader = MixedLoader([(index, w) for _, index, w in splits.mix], stream, temperature_alpha=d.mix_alpha,
                              rank=0, world_size=1, names=mix_labels([src for src, _, _ in splits.mix]))

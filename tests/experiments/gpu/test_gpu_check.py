@@ -21,7 +21,7 @@ from experiments.gpu.gpu_report import parse_pytest_verbose
 from experiments.gpu.timebox import run_timeboxed, tail
 from ds_w2v.train import op_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import pytest
 
 from experiments.gpu.gpu_study import PRETRAIN_CAP_S, StudyPlan, render_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_pretraining_gets_what_the_budget_leaves_at_most_8_minutes():
