@@ -125,6 +125,29 @@ def isa_cap() -> str | None:
     return ", ".join(caps) or None
 
 
+def key_inductor_cache_by_isa() -> str | None:
+    """Point inductor's on-disk cache (``torch.compile``) at a folder of this process's CPU kernel
+    level, ``<its default>/isa-<level>``, unless the user chose one (``TORCHINDUCTOR_CACHE_DIR``).
+    Returns the folder set, or None.
+
+    Inductor keys its cached graphs without the level that ``ATEN_CPU_CAPABILITY`` caps, so a
+    graph compiled under ``ATEN_CPU_CAPABILITY=avx2`` (an AVX2 CPU emulated, as the docs do) and
+    then loaded by an uncapped process on the same AVX-512 machine corrupted the heap: "malloc():
+    unaligned tcache chunk detected" / "double free or corruption" (torch 2.13, seen 2026-12-07).
+    Importing ``torch._inductor`` writes its default folder into the variable, so that value
+    counts as unset."""
+    import torch
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    default = os.path.abspath(default_cache_dir())
+    if given and os.path.abspath(given) != default:
+        return None
+    folder = os.path.join(default, f"isa-{torch.backends.cpu.get_cpu_capability().lower()}")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    return folder
+
+
 def default_threads(local_world_size: int = 1) -> int:
     """torch compute threads per process when the user sets none (``OMP_NUM_THREADS``): the
     available cores shared out among this node's ranks, never more threads than cores."""

@@ -96,3 +96,28 @@ def test_the_config_takes_auto_or_a_count_of_workers():
     for bad in ("-1", "many"):
         with pytest.raises(ValueError, match=r"^config key data.num_workers: must be auto or an integer >= 0"):
             load_config("pretrain_tiny", ["data.shards=x", f"data.num_workers={bad}"]).validate()
+
+
+def test_inductor_cache_is_kept_apart_per_cpu_kernel_level(monkeypatch, tmp_path):
+    """A graph compiled under ATEN_CPU_CAPABILITY=avx2 and loaded by an uncapped process corrupted
+    the heap (tests/train/test_speed_options.py runs that sequence for real)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # inductor's default folder is under the temp dir
+    monkeypatch.setattr("tempfile.tempdir", None)
+    folders = {}
+    for level in ("AVX2", "AVX512"):
+        monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda level=level: level)
+        folders[level] = hardware.key_inductor_cache_by_isa()
+        assert cache_dir() == folders[level]  # what inductor now reads
+    assert folders["AVX2"].endswith("isa-avx2") and folders["AVX512"].endswith("isa-avx512")
+    assert folders["AVX2"].startswith(str(tmp_path))
+    # the default folder that importing torch._inductor writes into the variable counts as unset
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "torchinductor_x" / ".." / "torchinductor_x"))
+    monkeypatch.setattr("torch._inductor.runtime.cache_dir_utils.default_cache_dir", lambda: str(tmp_path / "torchinductor_x"))
+    assert hardware.key_inductor_cache_by_isa() == str(tmp_path / "torchinductor_x" / "isa-avx512")
+    # a folder the user chose is theirs
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert hardware.key_inductor_cache_by_isa() is None and cache_dir() == str(tmp_path / "mine")

@@ -31,7 +31,7 @@ from ..data.mix import MixedLoader, mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import UNREACHABLE_SHARD, NoUsableData
-from ..hardware import Machine, apply_default_threads
+from ..hardware import Machine, apply_default_threads, key_inductor_cache_by_isa
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, read_ds_config
@@ -83,6 +83,7 @@ def compile_model(model: torch.nn.Module, mode: str) -> list[torch.nn.Module]:
     # without grad (frozen backbone, evaluation), and batches of one utterance (dynamic shapes still
     # specialise a size of 1); past dynamo's default limit of 8 it would run the rest eagerly
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
+    key_inductor_cache_by_isa()
     targets = list(model.wav2vec2.encoder.layers) if mode == "blocks" else [model.wav2vec2]
     for module in targets:
         module.compile(dynamic=True)

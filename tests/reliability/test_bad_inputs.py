@@ -28,12 +28,16 @@ test_prepare = load_module(TESTS / "data" / "test_prepare.py", "reliability_test
 build = data_conftest._Builders()
 
 # a prepare run in its own process that reports its peak memory (the 10-minute clip must not
-# be decoded to be refused)
+# be decoded to be refused). Its own peak is VmHWM, the high-water mark of its own address space:
+# getrusage(RUSAGE_SELF) would not do, as Linux carries the maxrss of the address space a process
+# was exec'd from into it, and subprocess starts it with vfork from pytest's (~2 GB late in the
+# suite, which read as the prepare run's peak). Its workers are forked from it: RUSAGE_CHILDREN.
 PREPARE_WITH_PEAK_RSS = (
-    "import resource, sys\n"
+    "import re, resource, sys\n"
     "from ds_w2v.cli import main\n"
     "rc = main(sys.argv[1:])\n"
-    "peak = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+    "own = int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))\n"
+    "peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     "print(f'PEAK_RSS_KB {peak}')\n"
     "sys.exit(rc)\n"
 )
