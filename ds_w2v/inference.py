@@ -100,7 +100,8 @@ def load_task_model(model: Wav2Vec2Task | str | os.PathLike, task: str) -> Wav2V
     model, else a ValueError naming the model, its task and the command that fits it."""
     name = "model" if isinstance(model, Wav2Vec2Task) else os.fspath(model)
     if not isinstance(model, Wav2Vec2Task):
-        from .train.checkpoint import is_run_dir, model_from_run  # DeepSpeed's consolidation, only for a run
+        from .train.checkpoint_export import model_from_run  # DeepSpeed's consolidation, only for a run
+        from .train.checkpoint_tags import is_run_dir
 
         model = model_from_run(Path(model)) if is_run_dir(Path(model)) else load_model(model)
     if model.task != task:

@@ -235,12 +235,13 @@ def test_out_of_memory_retries_one_file_at_a_time(files, models, monkeypatch):
 def test_transcribe_takes_a_run_directory(tmp_path, monkeypatch):
     """``load_task_model`` reads a run directory as model.init does (best, else latest): a newcomer's
     `ds-w2v transcribe runs/finetune_ctc_tiny a.wav` needs no export first."""
-    import ds_w2v.train.checkpoint as ckpt
+    import ds_w2v.train.checkpoint_export as ckpt_export
+    import ds_w2v.train.checkpoint_tags as ckpt_tags
     from ds_w2v import build_model
     from ds_w2v.inference import load_task_model
 
     run = tmp_path / "run"
     model = build_model("tiny", task="ctc", vocab={"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "a": 5})
-    monkeypatch.setattr(ckpt, "is_run_dir", lambda p: p == run)
-    monkeypatch.setattr(ckpt, "model_from_run", lambda p: model if p == run else None)
+    monkeypatch.setattr(ckpt_tags, "is_run_dir", lambda p: p == run)
+    monkeypatch.setattr(ckpt_export, "model_from_run", lambda p: model if p == run else None)
     assert load_task_model(str(run), "ctc") is model

@@ -74,7 +74,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _augment_config(args: argparse.Namespace, tmp_dir: Path) -> Any:
     """The AugmentConfig the options ask for (None: none), generating noise/RIRs for --augment."""
-    from ds_w2v.data.augment import AugmentConfig
+    from ds_w2v.data.augment_config import AugmentConfig
 
     speeds, noise, rir = args.speeds, args.noise, args.rir
     if args.augment:
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench data: batch budget {args.batch_s} audio-s; best of {args.repeats} runs per figure")
         augment = _augment_config(args, tmp_dir)
         if augment is not None:
-            from ds_w2v.data.augment import check_augment, describe
+            from ds_w2v.data.augment_config import describe
+            from ds_w2v.data.augment_sources import check_augment
 
             check_augment(augment)
             print(f"augmentation: {describe(augment)}")
@@ -292,7 +293,9 @@ def _bench_augment(utts: list[Any], augment: Any, args: argparse.Namespace, tmp_
     """Each effect alone on the same utterances, in CPU time per utterance (what a worker pays)."""
     import numpy as np
 
-    from ds_w2v.data.augment import SPEED_QUALITY, AugmentConfig, Augmenter, NoiseBank, change_speed
+    from ds_w2v.data.augment import SPEED_QUALITY, Augmenter, change_speed
+    from ds_w2v.data.augment_config import AugmentConfig
+    from ds_w2v.data.augment_sources import NoiseBank
     from ds_w2v.data.batching import Utterance
     from ds_w2v.data.shard_format import INDEX_NAME, SAMPLE_RATE
 

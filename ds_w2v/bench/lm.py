@@ -10,7 +10,8 @@ corpus: CPU time, peak memory, and how far apart the two ARPA files are (figures
 2. Each tool runs ``--repeats`` times as a child process: ``ds-w2v build-lm FILE --order N`` and
    ``lmplz -o N --discount_fallback -S 1G -T TMP`` (build-lm's defaults; ``-S 1G`` so lmplz does
    not size its sort buffers to 80 % of the machine). CPU is user + system seconds of the child
-   and peak memory its max RSS (``os.wait4``: what ``/usr/bin/time -v`` reports); the figure is
+   and peak memory its max RSS (``os.wait4``; never below this process's own peak, which Linux
+   carries across exec: ``/usr/bin/time -v`` gives a small tool's real figure); the figure is
    the median run. ``python -c "import ds_w2v"`` is measured alike: the share of build-lm's
    figures that is the package's import (torch) rather than counting.
 3. The two ARPA files: the n-grams each has that the other lacks, max |Δ log10 p| and
@@ -42,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _measure(argv: list[str], stdin=None, stdout=None) -> tuple[float, int, float]:
-    """(CPU seconds user + system, max RSS in bytes, wall seconds) of one child process."""
+    """(CPU seconds user + system, max RSS in bytes, wall seconds) of one child process. The max
+    RSS is a floor: Linux carries this process's own peak across vfork + exec into the child's
+    ru_maxrss, so a child smaller than this process reads as this process (BENCHMARKS.md)."""
     # stderr to a file, not a pipe: nobody reads a pipe during wait4, and a full one would stall the child
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()

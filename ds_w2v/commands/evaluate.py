@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
 
     from ..data.index import read_split
     from ..data.shard_format import read_index
-    from ..train.checkpoint import is_run_dir, model_from_run
+    from ..train.checkpoint_export import model_from_run
+    from ..train.checkpoint_tags import is_run_dir
     from ..train.config import load_config
     from ..train.distributed import init_distributed, run_device, shutdown, world_from_env
     from ..train.evaluator import Evaluator

@@ -19,7 +19,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..train.checkpoint import export, is_run_dir
+    from ..train.checkpoint_export import export
+    from ..train.checkpoint_tags import is_run_dir
 
     if not is_run_dir(Path(args.run_dir)):
         raise FileNotFoundError(f"{args.run_dir}: not a run directory (no model.json and checkpoints/)")

@@ -40,7 +40,8 @@ import numpy as np
 import torch.utils.data
 
 from ds_w2v.data import samples as S
-from ds_w2v.data.augment import MIX_STREAM, SPEED_STREAM, AugmentConfig, Augmenter, apply_speed
+from ds_w2v.data.augment import MIX_STREAM, SPEED_STREAM, Augmenter, apply_speed
+from ds_w2v.data.augment_config import AugmentConfig
 from ds_w2v.data.batching import (
     BATCH_KINDS, DEFAULT_BUCKETS_S, MAX_SAMPLE_SIZE, PRETRAIN, Batch, CollateStats,
     DurationBatcher, Utterance, collate,

@@ -34,7 +34,8 @@ import torch
 import yaml
 
 from ..models.wav2vec2.factory import save_model
-from .checkpoint import TAG_RE, ckpt_dir, complete_tags, consolidated_state_dict, is_run_dir, model_with_state
+from .checkpoint_export import consolidated_state_dict, model_with_state
+from .checkpoint_tags import TAG_RE, ckpt_dir, complete_tags, is_run_dir
 from .tasks import TASK_CLASSES
 
 SIDECAR = ".average.json"  # OUT + this: which tags were averaged

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ..data.augment import AugmentConfig
+from ..data.augment_config import AugmentConfig
 from ..lm.decoder import DecodingConfig
 from .precision import PRECISIONS
 from .tasks import DEFAULT_TARGET, TASK_CLASSES, select_task

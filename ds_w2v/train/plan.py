@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.augment import check_augment
+from ..data.augment_sources import check_augment
 from ..data.index import SplitIndex, read_split
-from ..data.mix import TARGETS, MixSource, check_same_targets, mix_probabilities, parse_mix, read_mix
+from ..data.mix import mix_probabilities
+from ..data.mix_sources import TARGETS, MixSource, check_same_targets, parse_mix, read_mix
 from ..data.shard_format import read_index
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from ..hardware import data_workers

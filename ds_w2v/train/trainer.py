@@ -25,14 +25,17 @@ from typing import Any
 import torch
 import yaml
 
-from ..data.augment import check_augment, describe
+from ..data.augment_config import describe
+from ..data.augment_sources import check_augment
 from ..data.loader import StreamingLoader, merge_rank_states
-from ..data.mix import MixedLoader, mix_labels
+from ..data.mix import MixedLoader
+from ..data.mix_sources import mix_labels
 from ..data.prefetch import BatchFeed
 from ..data.samples import CORRUPTION_REASONS, TOO_LONG, TOO_SHORT
 from ..data.stream import UNREACHABLE_SHARD, NoUsableData
 from ..hardware import Machine, apply_default_threads, key_inductor_cache_by_isa
 from . import checkpoint as ckpt
+from . import checkpoint_tags as ckpt_tags
 from .config import TrainConfig, config_to_dict, resolve_batch
 from .deepspeed_config import build_ds_config, read_ds_config
 from .distributed import (
@@ -237,17 +240,17 @@ class Trainer:
         self.module.set_num_updates(self.update)
         ckpt.set_rng_state(client["rng"])
 
-    def save(self, tag: str | None = None, latest: bool = True, rank: ckpt.BestRank | None = None) -> None:
-        ckpt.save(self.engine, self.run_dir, tag or ckpt.tag_for(self.update), self.state_dict(),
+    def save(self, tag: str | None = None, latest: bool = True, rank: ckpt_tags.BestRank | None = None) -> None:
+        ckpt.save(self.engine, self.run_dir, tag or ckpt_tags.tag_for(self.update), self.state_dict(),
                   self.config.keep_last, self.is_rank0, save_latest=latest, rank=rank)
 
     def _save_failed(self, what: str, e: BaseException) -> str:
         """The one line every failed save says: what, where, why (a full disk named as such), and
         the complete checkpoints the pointers still name (a save removes its partial tag)."""
-        best = ckpt.best_tag(self.run_dir)
-        return (f"update {self.update}: {what} in {ckpt.ckpt_dir(self.run_dir)} not written "
+        best = ckpt_tags.best_tag(self.run_dir)
+        return (f"update {self.update}: {what} in {ckpt_tags.ckpt_dir(self.run_dir)} not written "
                 f"({ckpt.save_failure(e, self.run_dir)}); checkpoints/latest still names "
-                f"{ckpt.latest_tag(self.run_dir)}" + (f", checkpoints/best {best}" if best else ""))
+                f"{ckpt_tags.latest_tag(self.run_dir)}" + (f", checkpoints/best {best}" if best else ""))
 
     def _periodic_save(self, final: bool = False) -> bool:
         """Save at this update. A save that fails (full disk: OSError, or torch.save's RuntimeError)
@@ -258,7 +261,7 @@ class Trainer:
             self.save()
         except (OSError, RuntimeError) as e:
             self.failed_saves += 1
-            msg = self._save_failed(f"checkpoint {ckpt.tag_for(self.update)}", e)
+            msg = self._save_failed(f"checkpoint {ckpt_tags.tag_for(self.update)}", e)
             if final or self.world > 1 or self.failed_saves >= 2:
                 raise TrainingAborted(msg + "; free space and resume from it") from e
             log.error("%s; training goes on, next save at update %d", msg, self.update + self.config.save_every)
@@ -266,7 +269,7 @@ class Trainer:
         self.failed_saves = 0
         return True
 
-    def _best_save(self, rank: ckpt.BestRank) -> None:
+    def _best_save(self, rank: ckpt_tags.BestRank) -> None:
         """Save a best-on-dev checkpoint (and its ``keep_best`` record). A failure stops the run
         cleanly, as a failed last save does: it resumes from ``latest`` and reaches this update's dev
         evaluation again, so the resumed run equals the uninterrupted one."""
@@ -277,12 +280,12 @@ class Trainer:
                                                     f"{rank.value:.4g})", e) + "; free space and resume") from e
 
     def _resume(self) -> None:
-        if ckpt.latest_tag(self.run_dir) is None:
+        if ckpt_tags.latest_tag(self.run_dir) is None:
             return
         self.load_state_dict(ckpt.load(self.engine, self.run_dir))
         # a best saved after latest (a kill before the next periodic save) knows the better value
-        best = ckpt.best_tag(self.run_dir)
-        saved = ckpt.saved_state(self.run_dir, best) if best else None
+        best = ckpt_tags.best_tag(self.run_dir)
+        saved = ckpt_tags.saved_state(self.run_dir, best) if best else None
         if saved and saved.get("best_update") is not None and \
                 (self.state.best_update is None or saved["best_update"] > self.state.best_update):
             self.state.best, self.state.best_update = saved["best"], saved["best_update"]
@@ -411,8 +414,8 @@ class Trainer:
             self._periodic_save(final=True)
             raise TrainingAborted(
                 f"stopped after {self.state.bad_in_a_row} non-finite updates in a row (train.max_bad_updates); "
-                f"the parameters were not changed by them and are saved in {ckpt.ckpt_dir(self.run_dir)} "
-                f"(tag {ckpt.tag_for(self.update)}): lower the learning rate and resume"
+                f"the parameters were not changed by them and are saved in {ckpt_tags.ckpt_dir(self.run_dir)} "
+                f"(tag {ckpt_tags.tag_for(self.update)}): lower the learning rate and resume"
             )
         return False
 
@@ -435,8 +438,8 @@ class Trainer:
         if new_best:
             self.state.best, self.state.best_update = value, self.update
         # keep_best > 1: a value among the N best so far is kept too (ds-w2v average --best N)
-        rank = ckpt.BestRank(float(value), self.task.higher_is_better, self.config.keep_best, new_best)
-        if new_best or ckpt.ranks_among_bests(self.run_dir, rank):
+        rank = ckpt_tags.BestRank(float(value), self.task.higher_is_better, self.config.keep_best, new_best)
+        if new_best or ckpt_tags.ranks_among_bests(self.run_dir, rank):
             self._best_save(rank)
             if self.is_rank0 and new_best:
                 log.info("update %d: new best dev %s = %.4f", self.update, self.task.best_metric, value)
@@ -452,7 +455,7 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         cfg = self.config
-        last_saved = self.update if ckpt.latest_tag(self.run_dir) else None
+        last_saved = self.update if ckpt_tags.latest_tag(self.run_dir) else None
         try:
             if self.probe and self.update == 0:
                 self._probe()  # the curve starts at the initialisation

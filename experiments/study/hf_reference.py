@@ -99,7 +99,8 @@ def train(config, transformers_version: str, stop_after: int | None = None) -> d
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
     from ds_w2v.data.loader import StreamingLoader
-    from ds_w2v.data.mix import MixedLoader, mix_labels
+    from ds_w2v.data.mix import MixedLoader
+    from ds_w2v.data.mix_sources import mix_labels
     from ds_w2v.models.wav2vec2 import build_model, save_model
     from ds_w2v.models.wav2vec2.interop_hf import from_hf_state_dict, hf_twin
     from ds_w2v.train.config import resolve_batch

@@ -18,10 +18,9 @@ import soundfile as sf
 import torch
 
 from ds_w2v.data import StreamConfig, StreamingLoader, read_split
-from ds_w2v.data.augment import (
-    AugmentConfig, Augmenter, NoiseBank, NoiseFolder, add_noise, apply_speed, change_speed, open_noise, open_rirs,
-    reverberate, speed_samples,
-)
+from ds_w2v.data.augment import Augmenter, add_noise, apply_speed, change_speed, reverberate, speed_samples
+from ds_w2v.data.augment_config import AugmentConfig
+from ds_w2v.data.augment_sources import NoiseBank, NoiseFolder, open_noise, open_rirs
 from ds_w2v.data.batching import Utterance
 from ds_w2v.data.shard_format import SAMPLE_RATE
 

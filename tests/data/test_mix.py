@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from ds_w2v.data import StreamConfig, StreamingLoader, read_split
-from ds_w2v.data.mix import (
-    MixedLoader, MixSource, draw_sources, mix_labels, mix_probabilities, parse_mix, read_mix,
-)
+from ds_w2v.data.mix import MixedLoader, draw_sources, mix_probabilities
+from ds_w2v.data.mix_sources import MixSource, mix_labels, parse_mix, read_mix
 from ds_w2v.data.prefetch import BatchFeed
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest runs with --import-mode=importlib

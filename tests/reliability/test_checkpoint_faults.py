@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ds_w2v.train.checkpoint import ckpt_dir, latest_tag, model_from_run
+from ds_w2v.train.checkpoint_export import model_from_run
+from ds_w2v.train.checkpoint_tags import ckpt_dir, latest_tag
 from ds_w2v.train.config import load_config
 from ds_w2v.train.trainer import Trainer, TrainingAborted
 

@@ -29,7 +29,7 @@ import pytest
 
 from ds_w2v import load_model
 from ds_w2v.cli import main as cli
-from ds_w2v.train.checkpoint import BEST_TAG_RE, best_tag, ckpt_dir, resolve_tag
+from ds_w2v.train.checkpoint_tags import BEST_TAG_RE, best_tag, ckpt_dir, resolve_tag
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest runs with --import-mode=importlib
 from reliability_helpers import metrics_rows, subprocess_env  # noqa: E402

@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ds_w2v.train.checkpoint import ckpt_dir, latest_tag, model_from_run, tag_for
+from ds_w2v.train.checkpoint_export import model_from_run
+from ds_w2v.train.checkpoint_tags import ckpt_dir, latest_tag, tag_for
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest runs with --import-mode=importlib
 from reliability_helpers import metrics_rows, overrides, subprocess_env  # noqa: E402

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ds_w2v import load_model
-from ds_w2v.train.checkpoint import export, latest_tag, model_from_run
+from ds_w2v.train.checkpoint_export import export, model_from_run
+from ds_w2v.train.checkpoint_tags import latest_tag
 from ds_w2v.train.config import load_config
 from ds_w2v.train.tasks import StepResult
 from ds_w2v.train.trainer import Trainer, TrainingAborted

@@ -17,7 +17,8 @@ import yaml
 from ds_w2v import load_model
 from ds_w2v.cli import main as cli
 from ds_w2v.train import average as avg
-from ds_w2v.train import checkpoint as ckpt
+from ds_w2v.train import checkpoint_tags as ckpt_tags
+from ds_w2v.train import checkpoint_export as ckpt_export
 
 from .zero_configs import zero_stage_config
 
@@ -54,7 +55,7 @@ def _dev(run: Path) -> tuple[dict[int, float], bool]:
 
 
 def _consolidated_mean(run: Path, tags: list[str]) -> dict[str, torch.Tensor]:
-    states = [ckpt.consolidated_state_dict(run, t) for t in tags]
+    states = [ckpt_export.consolidated_state_dict(run, t) for t in tags]
     return {k: torch.stack([s[k] for s in states]).mean(0) for k, v in states[0].items() if v.is_floating_point()}
 
 
@@ -67,25 +68,25 @@ def _average(run: Path, out: Path, *rule: str) -> dict[str, torch.Tensor]:
 def test_the_run_keeps_its_n_best_tags_and_the_last_update_tags(run):
     dev, higher = _dev(run)
     assert sorted(dev) == list(range(1, UPDATES + 1))  # evaluated at every update
-    record = ckpt.kept_bests(run)
+    record = ckpt_tags.kept_bests(run)
     assert len(record) == KEEP_BEST
-    best_tags = sorted(p.name for p in ckpt.ckpt_dir(run).iterdir() if ckpt.BEST_TAG_RE.match(p.name))
+    best_tags = sorted(p.name for p in ckpt_tags.ckpt_dir(run).iterdir() if ckpt_tags.BEST_TAG_RE.match(p.name))
     assert best_tags == sorted(e["tag"] for e in record)  # no best tag the record does not name
     # the record holds the three best values metrics.jsonl logged, best first; best names the first
     ordered = sorted(dev.values(), reverse=higher)
     assert [e["value"] for e in record] == pytest.approx(ordered[:KEEP_BEST])
     assert all(dev[e["update"]] == pytest.approx(e["value"]) for e in record)
-    assert ckpt.best_tag(run) == record[0]["tag"]
-    update_tags = sorted(p.name for p in ckpt.ckpt_dir(run).iterdir() if ckpt.TAG_RE.match(p.name))
-    assert update_tags == [ckpt.tag_for(u) for u in range(UPDATES - KEEP_LAST + 1, UPDATES + 1)]
+    assert ckpt_tags.best_tag(run) == record[0]["tag"]
+    update_tags = sorted(p.name for p in ckpt_tags.ckpt_dir(run).iterdir() if ckpt_tags.TAG_RE.match(p.name))
+    assert update_tags == [ckpt_tags.tag_for(u) for u in range(UPDATES - KEEP_LAST + 1, UPDATES + 1)]
 
 
 # -- the mean ----------------------------------------------------------------------------------------
 def test_last_n_is_the_mean_of_the_newest_update_tags(run, tmp_path):
-    tags = [ckpt.tag_for(u) for u in range(UPDATES - KEEP_LAST + 1, UPDATES + 1)]
+    tags = [ckpt_tags.tag_for(u) for u in range(UPDATES - KEEP_LAST + 1, UPDATES + 1)]
     got = _average(run, tmp_path / "last.pt", "--last", str(KEEP_LAST))
     want = _consolidated_mean(run, tags)
-    newest = ckpt.consolidated_state_dict(run, tags[-1])
+    newest = ckpt_export.consolidated_state_dict(run, tags[-1])
     assert want.keys() <= got.keys() and any(not torch.equal(want[k], newest[k]) for k in want)  # a real mean
     for k in want:
         assert torch.allclose(got[k], want[k], rtol=1e-6, atol=1e-7), k
@@ -96,7 +97,7 @@ def test_last_n_is_the_mean_of_the_newest_update_tags(run, tmp_path):
 
 def test_last_1_is_a_plain_export_of_the_newest_tag(run, tmp_path):
     got = _average(run, tmp_path / "last1.pt", "--last", "1")
-    assert cli(["export", str(run), str(tmp_path / "export.pt"), "--tag", ckpt.tag_for(UPDATES)]) == 0
+    assert cli(["export", str(run), str(tmp_path / "export.pt"), "--tag", ckpt_tags.tag_for(UPDATES)]) == 0
     want = load_model(tmp_path / "export.pt").state_dict()
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
@@ -136,7 +137,7 @@ def test_through_the_console_entry_point(run, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert f"averaged the last 2 checkpoint(s) of {run}:" in proc.stdout
-    assert f"  {ckpt.tag_for(UPDATES)}  update {UPDATES}" in proc.stdout and out.is_file()
+    assert f"  {ckpt_tags.tag_for(UPDATES)}  update {UPDATES}" in proc.stdout and out.is_file()
     proc = subprocess.run([sys.executable, "-m", "ds_w2v", "average", str(run), "--best", "0", "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip() == f"ds-w2v average: error: {run}: --best must be >= 1, got 0"
@@ -153,14 +154,14 @@ def _refused(capsys, *argv: str) -> str:
 
 def test_refusals(run, tmp_path, capsys):
     out = str(tmp_path / "x.pt")
-    last = [ckpt.tag_for(u) for u in range(UPDATES - KEEP_LAST + 1, UPDATES + 1)]
+    last = [ckpt_tags.tag_for(u) for u in range(UPDATES - KEEP_LAST + 1, UPDATES + 1)]
     assert _refused(capsys, str(run), "--last", str(KEEP_LAST + 1), "--out", out) == (
         f"ds-w2v average: error: {run}: --last {KEEP_LAST + 1} needs {KEEP_LAST + 1} update checkpoints, the run has "
         f"{KEEP_LAST} ({', '.join(last)}); keep_last decides how many a run keeps")
     assert _refused(capsys, str(run), "--last", "0", "--out", out) == (
         f"ds-w2v average: error: {run}: --last must be >= 1, got 0")
     # --best: every distinct update on disk with a dev value is a candidate, no more
-    updates = set(range(UPDATES - KEEP_LAST + 1, UPDATES + 1)) | {e["update"] for e in ckpt.kept_bests(run)}
+    updates = set(range(UPDATES - KEEP_LAST + 1, UPDATES + 1)) | {e["update"] for e in ckpt_tags.kept_bests(run)}
     n = len(updates) + 1
     err = _refused(capsys, str(run), "--best", str(n), "--out", out)
     assert err.startswith(f"ds-w2v average: error: {run}: --best {n} needs {n} checkpoints with a dev/")

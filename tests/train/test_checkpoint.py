@@ -18,7 +18,10 @@ import torch
 from ds_w2v import load_model
 from ds_w2v.cli import main as cli
 from ds_w2v.train import checkpoint as ckpt
-from ds_w2v.train.checkpoint import best_tag, ckpt_dir, latest_tag, prune, resolve_tag
+from ds_w2v.train import checkpoint_tags as ckpt_tags
+from ds_w2v.train import checkpoint_export as ckpt_export
+from ds_w2v.train.checkpoint import prune
+from ds_w2v.train.checkpoint_tags import best_tag, ckpt_dir, latest_tag, resolve_tag
 
 MODEL_FILE = "mp_rank_00_model_states.pt"
 OPTIM_FILE = "zero_pp_rank_0_mp_rank_00_optim_states.pt"
@@ -100,7 +103,7 @@ def test_a_best_saved_again_at_its_update_does_not_overwrite_the_tag_best_names(
 def test_best_and_update_saves_keep_their_own_pointers(tmp_path):
     run = tmp_path / "run"
     for update in (2, 4, 6):
-        ckpt.save(FilesEngine(), run, ckpt.tag_for(update), {"update": update}, keep_last=2, is_rank0=True)
+        ckpt.save(FilesEngine(), run, ckpt_tags.tag_for(update), {"update": update}, keep_last=2, is_rank0=True)
         if update == 2:
             _save_best(run, 2)
     assert latest_tag(run) == "update_00000006" and best_tag(run) == "best_update_00000002"
@@ -111,17 +114,17 @@ def test_best_and_update_saves_keep_their_own_pointers(tmp_path):
 def _ranked_save(run: Path, update: int, value: float, keep: int, fail: bool = False) -> str | None:
     """What the trainer does after a dev evaluation (lower is better): a new best, or a value among
     the ``keep`` best so far, is saved as a best tag; anything else is not saved (None)."""
-    record = ckpt.kept_bests(run)
+    record = ckpt_tags.kept_bests(run)
     new_best = not record or value < min(e["value"] for e in record)
-    rank = ckpt.BestRank(value, higher_is_better=False, keep=keep, new_best=new_best)
-    if not (new_best or ckpt.ranks_among_bests(run, rank)):
+    rank = ckpt_tags.BestRank(value, higher_is_better=False, keep=keep, new_best=new_best)
+    if not (new_best or ckpt_tags.ranks_among_bests(run, rank)):
         return None
     return ckpt.save(FilesEngine(fail), run, "best", {"update": update}, keep_last=2, is_rank0=True,
                      save_latest=False, rank=rank)
 
 
 def _record(run: Path) -> list[tuple[str, float]]:
-    return [(e["tag"], e["value"]) for e in ckpt.kept_bests(run)]
+    return [(e["tag"], e["value"]) for e in ckpt_tags.kept_bests(run)]
 
 
 def test_keep_best_keeps_the_n_best_tags_ranked_by_dev_value(tmp_path):
@@ -136,7 +139,7 @@ def test_keep_best_keeps_the_n_best_tags_ranked_by_dev_value(tmp_path):
     assert _dirs(run) == ["best_update_00000002", "best_update_00000003", "best_update_00000005"]
     prune(run, keep_last=1)  # the record's tags are kept like the pointers' ones
     assert _dirs(run) == ["best_update_00000002", "best_update_00000003", "best_update_00000005"]
-    assert ckpt.complete_tags(run) == {"best_update_00000002": 2, "best_update_00000003": 3,
+    assert ckpt_tags.complete_tags(run) == {"best_update_00000002": 2, "best_update_00000003": 3,
                                        "best_update_00000005": 5}
 
 
@@ -163,14 +166,14 @@ def test_a_kill_between_the_record_and_the_best_pointer_keeps_both_bests(tmp_pat
     """The record names the new best before ``best`` moves; in between, neither best is removed."""
     run = tmp_path / "run"
     _ranked_save(run, 1, 0.9, keep=1)
-    write = ckpt._write_pointer
+    write = ckpt_tags.write_pointer
 
     def killed_at_the_pointer(run_dir, name, text):
-        if name == ckpt.BEST:
+        if name == ckpt_tags.BEST:
             raise KeyboardInterrupt  # the process dies here
         write(run_dir, name, text)
 
-    monkeypatch.setattr(ckpt, "_write_pointer", killed_at_the_pointer)
+    monkeypatch.setattr(ckpt, "write_pointer", killed_at_the_pointer)  # as checkpoint.save calls it
     with pytest.raises(KeyboardInterrupt):
         _ranked_save(run, 2, 0.8, keep=1)
     monkeypatch.undo()
@@ -184,7 +187,7 @@ def test_a_kill_between_the_record_and_the_best_pointer_keeps_both_bests(tmp_pat
 # -- prune -------------------------------------------------------------------------------------------
 def test_prune_keeps_the_newest_update_tags_and_every_tag_a_pointer_names(tmp_path):
     run = tmp_path / "run"
-    _fake_tags(run, *(ckpt.tag_for(u) for u in range(1, 7)), "best_update_00000002", "best_update_00000005",
+    _fake_tags(run, *(ckpt_tags.tag_for(u) for u in range(1, 7)), "best_update_00000002", "best_update_00000005",
                latest="update_00000003", best="best_update_00000002")
     prune(run, keep_last=2)
     # update tags: the newest two and the one latest names; best tags: the one best names (the
@@ -319,7 +322,7 @@ def test_best_and_latest_round_trip_through_deepspeed_and_export(ravdess_shards,
     with caplog.at_level(logging.WARNING, logger="ds_w2v.train"):
         assert ckpt.load(trainer.engine, run, "best")["update"] == 2
         assert _equal(_params(trainer.module), at_best)
-        assert _equal(dict(ckpt.model_from_run(run).named_parameters()), at_best)  # model.init=RUN_DIR
+        assert _equal(dict(ckpt_export.model_from_run(run).named_parameters()), at_best)  # model.init=RUN_DIR
         assert _equal(_export(run, tmp_path / "old.pt", "--tag", "best"), at_best)
     assert len(_warnings(caplog)) == 3 and all("checkpoints/best is a best checkpoint in the layout before"
                                                in w for w in _warnings(caplog))

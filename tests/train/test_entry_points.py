@@ -69,7 +69,7 @@ def _rows(run: Path) -> list[dict]:
 def _check_replicas(run: Path, tmp_path: Path) -> dict:
     """Both ranks ended bit-equal, and equal to the consolidated export of the last checkpoint."""
     from ds_w2v import load_model
-    from ds_w2v.train.checkpoint import export
+    from ds_w2v.train.checkpoint_export import export
 
     result = json.loads((run / "results.json").read_text())
     digests = result["replica_digests"]

@@ -153,7 +153,7 @@ def test_a_corpus_without_phones_and_a_character_model_are_refused(timit_shards,
 
 def test_phone_ctc_trains_from_a_pretraining_model_and_reports_per(timit_shards, tmp_path, capsys):
     pytest.importorskip("deepspeed")
-    from ds_w2v.train.checkpoint import export
+    from ds_w2v.train.checkpoint_export import export
     from ds_w2v.train.trainer import Trainer
 
     torch.manual_seed(0)

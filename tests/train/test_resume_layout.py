@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from ds_w2v.cli import main as cli
-from ds_w2v.train import checkpoint as ckpt
+from ds_w2v.train import checkpoint_universal as ckpt_universal
+from ds_w2v.train import checkpoint_tags as ckpt_tags
+from ds_w2v.train import checkpoint_export as ckpt_export
 from ds_w2v.train.config import load_config
 from ds_w2v.train.distributed import param_digest
 from ds_w2v.train.trainer import Trainer
@@ -67,11 +69,11 @@ def test_another_zero_stage_resumes_weights_and_moments_exactly(sharded, tmp_pat
     for name in want:
         for kind, w, g in zip(("fp32", "exp_avg", "exp_avg_sq"), want[name], got[name]):
             assert torch.equal(w, g), f"{name} {kind}"
-    assert not (ckpt.ckpt_dir(run) / ckpt.UNIVERSAL).exists()  # the conversion is removed once loaded
+    assert not (ckpt_tags.ckpt_dir(run) / ckpt_tags.UNIVERSAL).exists()  # the conversion is removed once loaded
     result = second.train()
     assert result["updates"] == 3 and result["world"]["zero_stage"] == stage
     # its own save is in the new layout, and loads directly
-    assert ckpt.saved_layout(run, "update_00000003") == ckpt.engine_layout(second.engine)
+    assert ckpt_universal.saved_layout(run, "update_00000003") == ckpt_universal.engine_layout(second.engine)
 
 
 # -- through the doors users take, 2 processes ---------------------------------------------------
@@ -116,7 +118,7 @@ def _result(run: Path) -> dict:
 def _digest_of(run: Path, tag: str, tmp_path: Path) -> str:
     from ds_w2v import load_model
 
-    return param_digest(load_model(ckpt.export(run, tmp_path / f"{run.name}-{tag}.pt", tag)))
+    return param_digest(load_model(ckpt_export.export(run, tmp_path / f"{run.name}-{tag}.pt", tag)))
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,7 @@ def two_rank_run(sharded, tmp_path_factory):
     run = tmp_path_factory.mktemp("layout") / "two"
     _torchrun("pretrain", "--recipe", "pretrain_tiny", f"data.shards={sharded}", f"run_dir={run}", "max_updates=1",
               "save_every=1", *ENTRY)
-    client = ckpt.saved_state(run, "update_00000001")
+    client = ckpt_tags.saved_state(run, "update_00000001")
     assert client["world"]["world_size"] == 2 and client["world"]["accumulation"] == 2
     assert client["data"]["batches_in_epoch"] == 2 and 0 < len(client["data"]["opened"]) < 14
     return run
@@ -143,7 +145,7 @@ def test_two_ranks_resume_on_one_process(two_rank_run, sharded, tmp_path):
     assert "universal checkpoint" in out and _result(run)["replica_digests"] == [saved]
     # and training goes on, one process accumulating 4 micro-batches for the same 24 audio-s
     out = _run([str(BIN / "ds-w2v"), *base, "max_updates=3"])
-    begun = ckpt.saved_state(run, "update_00000001")["data"]["opened"]
+    begun = ckpt_tags.saved_state(run, "update_00000001")["data"]["opened"]
     assert "world_size 2 -> 1" in out and "unread shard(s) of 14" in out and f"{14 - len(begun)} unread" in out
     assert "gradient accumulation 2 -> 4, global batch 24.0 -> 24 audio-s" in out
     result = _result(run)
@@ -152,7 +154,7 @@ def test_two_ranks_resume_on_one_process(two_rank_run, sharded, tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows if "train/loss" in r] == [1, 2, 3]
     assert result["replica_digests"] == [_digest_of(run, "latest", tmp_path)]
-    assert not (ckpt.ckpt_dir(run) / ckpt.UNIVERSAL).exists()
+    assert not (ckpt_tags.ckpt_dir(run) / ckpt_tags.UNIVERSAL).exists()
 
 
 def test_two_ranks_zero2_resume_on_two_ranks_zero3_and_back_to_one(two_rank_run, sharded, tmp_path):

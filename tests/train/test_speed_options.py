@@ -17,7 +17,7 @@ from ds_w2v.data.index import read_split
 from ds_w2v.data.loader import StreamingLoader
 from ds_w2v.data.prefetch import BatchFeed
 from ds_w2v.data.stream import StreamConfig
-from ds_w2v.train.checkpoint import export
+from ds_w2v.train.checkpoint_export import export
 from ds_w2v.train.config import load_config
 from ds_w2v.train.trainer import Trainer
 

@@ -10,7 +10,8 @@ import torch
 
 from ds_w2v import build_model, load_model, save_model
 from ds_w2v.models.wav2vec2.interop_hf import export_hf
-from ds_w2v.train.checkpoint import export, latest_tag
+from ds_w2v.train.checkpoint_export import export
+from ds_w2v.train.checkpoint_tags import latest_tag
 from ds_w2v.train.config import load_config
 from ds_w2v.train.trainer import Trainer
 
@@ -139,7 +140,7 @@ def test_activation_checkpointing_gives_the_same_updates(timit_shards, tmp_path)
 def test_resume_knows_a_best_saved_after_latest(ravdess_shards, tmp_path):
     """Killed after a new best but before the next periodic save: latest's state predates that
     best; the resumed trainer takes the best value and update from the best checkpoint."""
-    from ds_w2v.train.checkpoint import best_tag
+    from ds_w2v.train.checkpoint_tags import best_tag
 
     run = tmp_path / "cls"
     config = _config("finetune_cls_tiny", ravdess_shards, run, "max_updates=4", "eval_every=1", "best_metric=loss",

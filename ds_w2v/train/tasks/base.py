@@ -53,7 +53,8 @@ def load_init(spec: str) -> Wav2Vec2Task:
     ``dict.ltr.txt`` beside it), or a run directory (best, else latest)."""
     from pathlib import Path
 
-    from ..checkpoint import is_run_dir, model_from_run
+    from ..checkpoint_export import model_from_run
+    from ..checkpoint_tags import is_run_dir
 
     if is_run_dir(Path(spec)):
         return model_from_run(Path(spec))

@@ -33,7 +33,7 @@ class PhoneCTCTask(CTCTask):
     def __init__(self, config, index):
         super().__init__(config, index)
         # the loaders' module, not imported where a config loads
-        from ...data.mix import parse_mix
+        from ...data.mix_sources import parse_mix
 
         self.phone_ids = self.vocab.to_dict()
         d = config.data
