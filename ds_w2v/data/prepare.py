@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -174,6 +175,11 @@ _DECODE: DecodeOptions | None = None
 def _init_worker(options: DecodeOptions) -> None:
     global _DECODE
     _DECODE = options
+    # A forked worker inherits its parent's SIGTERM handler. Pool.terminate() (the ``with`` block's
+    # exit) ends workers with SIGTERM, after taking the task queue's lock for good; a worker that
+    # survives it waits on that lock forever and the parent's join with it: a test suite hung
+    # there (a pytest process in which something had set a SIGTERM handler; 2026-12-07).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _decode_one(utt: Utterance) -> tuple[str, str, bytes, bytes, int] | Reject:
@@ -226,6 +232,8 @@ def _decode_all(utterances: list[Utterance], options: DecodeOptions, workers: in
             for result in pool.imap(_decode_one, utterances, chunksize=chunk):
                 bar.update()
                 yield result
+            pool.close()  # every result read: the workers end on their own (no SIGTERM needed)
+            pool.join()
         finally:
             bar.close()
 

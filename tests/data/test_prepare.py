@@ -233,3 +233,20 @@ def test_cli_summary_and_one_line_errors(tmp_path, prep_build, capsys):
     (tmp_path / "junk" / "a.wav").write_bytes(b"junk")
     assert cli_main(["prepare", "--format", "dir", str(tmp_path / "junk"), "--out", str(tmp_path / "o4")]) == 1
     assert "no usable dir files (unreadable 1)" in capsys.readouterr().err
+
+
+def test_a_decode_worker_ends_on_sigterm_whatever_handler_its_parent_had():
+    """Pool.terminate ends prepare's forked workers with SIGTERM after taking their task queue's
+    lock for good: a worker that inherited a handler survived it and hung the parent's join (the
+    test suite, 2026-12-07). The worker's initializer puts the default action back."""
+    import signal
+
+    from ds_w2v.data import prepare
+
+    before = signal.signal(signal.SIGTERM, lambda *_: None)  # what the parent had
+    try:
+        prepare._init_worker(prepare.DecodeOptions())  # as a forked worker runs it
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        prepare._DECODE = None
