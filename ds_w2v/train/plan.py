@@ -197,8 +197,6 @@ def mix_plan(config: TrainConfig, run: RunSplits, world_size: int, accum: int) -
     per rank and how many of its epochs ``max_updates`` makes (each corpus loops on its own)."""
     if not run.mix:
         return None
-    from ..data.mix import mix_probabilities
-
     d = config.data
     probabilities = mix_probabilities([i.total_s for _, i, _ in run.mix], [w for _, _, w in run.mix], d.mix_alpha)
     out = []

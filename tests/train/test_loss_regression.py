@@ -13,13 +13,15 @@ A change that is meant to move the losses rewrites the asset, and its commit say
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # pytest runs with --import-mode=importlib
+from reliability_helpers import subprocess_env  # noqa: E402  (less an earlier in-process Trainer's variables)
 
 pytest.importorskip("deepspeed")
 
@@ -32,15 +34,10 @@ OVERRIDES = ["precision=fp32", "data.batch_s=12", "global_batch_s=24", "log_ever
 CORPUS = ["--speakers", "40", "--sentences-per-speaker", "5"]  # tests/train/conftest.py's timit_shards
 
 
-def _env() -> dict[str, str]:
-    drop = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "CROSS_RANK", "CROSS_SIZE")
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, "DS_ACCELERATOR": "cpu"}
-
-
 def _losses(shards: Path, run_dir: Path) -> tuple[list[float], str]:
     """(train/loss per update, the machine line) of one ``ds-w2v pretrain`` run."""
     proc = subprocess.run([str(BIN / "ds-w2v"), "pretrain", "--recipe", "pretrain_tiny", f"data.shards={shards}",
-                           f"run_dir={run_dir}", *OVERRIDES], env=_env(), capture_output=True, text=True, timeout=600)
+                           f"run_dir={run_dir}", *OVERRIDES], env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     start = next(r for r in rows if r.get("event") == "start")

@@ -21,6 +21,9 @@ from ds_w2v.train.checkpoint_export import export
 from ds_w2v.train.config import load_config
 from ds_w2v.train.trainer import Trainer
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # pytest runs with --import-mode=importlib
+from reliability_helpers import subprocess_env  # noqa: E402  (less an earlier in-process Trainer's variables)
+
 pytest.importorskip("deepspeed")
 
 # as test_trainer.py: tiny, fp32, no LayerDrop, CPU; dropout stays on (the compiled blocks draw
@@ -87,14 +90,12 @@ def _shards_or_run_alone(request, **child_env: str) -> Path | None:
     if os.environ.get(CHILD):
         return Path(os.environ[CHILD])
     shards = request.getfixturevalue("timit_shards")
-    # an in-process Trainer of an earlier test left its process-group variables in os.environ
-    # (and a TORCHINDUCTOR_CACHE_DIR that an in-process compile set: each child keys its own)
-    dist = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "TORCHINDUCTOR_CACHE_DIR")
-    env = {k: v for k, v in os.environ.items() if k not in dist}
+    # less a TORCHINDUCTOR_CACHE_DIR that an in-process compile set: each child keys its own
+    env = {k: v for k, v in subprocess_env().items() if k != "TORCHINDUCTOR_CACHE_DIR"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
          str(request.getfixturevalue("tmp_path") / "child"), request.node.nodeid],
-        cwd=request.config.rootpath, env={**env, CHILD: str(shards), "DS_ACCELERATOR": "cpu", **child_env},
+        cwd=request.config.rootpath, env={**env, CHILD: str(shards), **child_env},
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
