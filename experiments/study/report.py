@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .curves import ProbePoint, gain_per_update
-from .goals import PROBE_GAIN, Goal, linear_best_acc, per_goal, probe_goal
+from .goals import (CPC_PRETRAINED, CPC_RANDOM, CPC_SHARE, CPC_SUPERVISED, PROBE_GAIN, Goal, headroom_goal,
+                    linear_best_acc, per_goal, probe_goal)
 from .plan import TASKS, StudyPlan
 from .runner import CEILING, StudyOutcome
 from .selection import ArmSummary, Spread, ratio
@@ -40,8 +41,8 @@ def _hms(seconds: float | None) -> str:
 
 
 def goals(outcome: StudyOutcome) -> list[Goal]:
-    return [probe_goal(outcome.probes.get("pretrained", []), outcome.probes.get("random init", [])),
-            per_goal(outcome.arms)]
+    pre, rnd = outcome.probes.get("pretrained", []), outcome.probes.get("random init", [])
+    return [probe_goal(pre, rnd), headroom_goal(pre, rnd, outcome.probes.get(CEILING, [])), per_goal(outcome.arms)]
 
 
 def _probe_figure(results: Sequence[dict], protocol: str, key: str) -> Spread:
@@ -82,16 +83,33 @@ def probe_table(outcome: StudyOutcome) -> list[str]:
 
 
 def _ceiling_note(outcome: StudyOutcome) -> list[str]:
-    """When the "ceiling" probes below the pretrained upstream it bounds nothing: say so beside it."""
-    ceiling = linear_best_acc(outcome.probes.get(CEILING, [])).mean
-    pretrained = linear_best_acc(outcome.probes.get("pretrained", [])).mean
-    if ceiling is None or pretrained is None or ceiling >= pretrained:
+    """What the ceiling row is (its runs' updates, why they stopped, dev frame accuracy) and the
+    headroom read against CPC's; or, when it probes at or below the pretrained upstream, that it
+    bounds nothing and how long it trained."""
+    top = linear_best_acc(outcome.probes.get(CEILING, [])).mean
+    pre = linear_best_acc(outcome.probes.get("pretrained", [])).mean
+    rnd = linear_best_acc(outcome.probes.get("random init", [])).mean
+    runs = [r for r in (outcome.runs.get("ceiling") or {}).values() if r]
+    if top is None or not runs:
         return []
-    updates = outcome.plan.budgets["phones"].updates if "phones" in outcome.plan.budgets else "the"
-    return ["", f"The {CEILING} row probes below the pretrained upstream ({_pct(ceiling)} < {_pct(pretrained)}): "
-                f"{updates} updates of phone CTC fine-tuning moved the layers away from linearly readable phones "
-                "rather than towards them, so at this fine-tuning budget it is no ceiling and the headroom above "
-                "the pretrained model is unmeasured. A supervised upper bound would need a longer fine-tune."]
+    trained = "; ".join(f"seed {r.get('seed')}: {r.get('updates')} updates (stopped by {r.get('stopped')}; best dev "
+                        f"frame accuracy {_pct(r.get('dev_frame_acc'))} at update {r.get('best_update')}; "
+                        f"{_hms(r.get('wall_s'))})" for r in runs)
+    lines = ["", f"The {CEILING} row: tiny trained from random initialisation on the frame phone labels of every "
+                 f"train utterance (frame cross-entropy through a linear head on the top layer, "
+                 f"`experiments/study/ceiling.py`), until dev frame accuracy stopped improving -- {trained}."]
+    if pre is None or rnd is None:
+        return lines
+    if top <= pre:
+        lines.append(f"It probes at or below the pretrained upstream ({_pct(top)} <= {_pct(pre)}): it bounds nothing, "
+                     "and the headroom above the pretrained model is unmeasured; a longer or larger supervised run "
+                     "would be needed.")
+        return lines
+    lines.append(f"Headroom closed on test: ({_pct(pre)} - {_pct(rnd)}) / ({_pct(top)} - {_pct(rnd)}) = "
+                 f"{100 * (pre - rnd) / (top - rnd):.0f} %; CPC on LibriSpeech-100 closed "
+                 f"({_pct(CPC_PRETRAINED)} - {_pct(CPC_RANDOM)}) / ({_pct(CPC_SUPERVISED)} - {_pct(CPC_RANDOM)}) = "
+                 f"{100 * CPC_SHARE:.0f} %.")
+    return lines
 
 
 BLANK = 0.99  # a CTC error rate this high: the output is (nearly) all blank, the row measures nothing
@@ -239,6 +257,18 @@ def _plots(outcome: StudyOutcome, results: Path) -> list[str]:
     return files
 
 
+def _hf_budget(outcome: StudyOutcome) -> str:
+    """The HF reference's updates against ours: "the same 2000 updates", or a warning that its row
+    is not at equal budget (a plan that stops it early)."""
+    hf = outcome.runs.get("hf_reference") or {}
+    if not hf or hf.get("skipped"):
+        return "not run"
+    if hf.get("updates") == outcome.plan.pretrain.updates:
+        return f"the same {hf.get('updates')} updates, stream, batch and schedules as ours"
+    return (f"**{hf.get('updates')} updates against our {outcome.plan.pretrain.updates}: not an equal-budget "
+            "comparison**")
+
+
 def _corpora_lines(outcome: StudyOutcome) -> list[str]:
     lines = []
     for name, splits in outcome.corpora.items():
@@ -279,9 +309,10 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
     lines += scale_note(outcome, gs[0])
     lines += ["", "## Probes of the frozen upstream", "",
               "`ds-w2v probe` (CPC linear phone probe per layer, SUPERB PR and ER heads) of the pretrained model, "
-              "of random-init models (`random:tiny`, one per seed), of the HF reference pretraining, and the "
-              "ceiling: the same linear probe of the phone-CTC fine-tuned model (pretrained, all labels, chosen lr) "
-              f"-- the headroom the gap is read against. {plan.probe.max_utterances} utterances per split; the "
+              "of random-init models (`random:tiny`, one per seed), of the HF reference pretraining "
+              f"({_hf_budget(outcome)}), and the ceiling: the same linear probe of tiny trained supervised on the "
+              f"frame phone labels (one per seed) -- the headroom the gap is read against. "
+              f"{plan.probe.max_utterances} utterances per split; the "
               "linear probe chooses nothing on any split, PR / ER choose their epoch on dev; n = probe seeds (for "
               "random init also the weights' seed; the pretrained model is one pretraining run).", ""]
     lines += probe_table(outcome)
@@ -315,7 +346,7 @@ def write_study(outcome: StudyOutcome, results: str | Path) -> str:
                      f"{hf.get('updates')} updates, {hf.get('precision')} (`experiments/study/hf_reference.py`)")
     lines += ["", "## Wall time", ""]
     labels = {"data_s": "corpora (synth + prepare, or reused)", "pretrain": "pretraining", "hf_reference":
-              "HF reference pretraining", "fine-tunes": "fine-tunes (every run)", "probes": "probe rows"}
+              "HF reference pretraining", "ceiling": "supervised ceiling (every seed)", "fine-tunes": "fine-tunes (every run)", "probes": "probe rows"}
     order = sorted((k for k in outcome.wall if k != "total_s"), key=lambda k: k != "data_s")
     lines += [f"- {labels.get(k, k)}: {_hms(outcome.wall[k])}" for k in order]
     # job times of every run shown (reused ones too), against this invocation's wall time, which

@@ -8,6 +8,7 @@ Run directories (``--runs``, default ``runs/study``)::
 
     pretrain/                       ds-w2v pretrain, probe curve in metrics.jsonl
     hf_reference/                   the HF twin's plain-torch pretraining (same curve keys)
+    ceiling/seed<s>/                the supervised ceiling (ceiling.py), one per seed
     ft/<task>_<init>_<N>pct/lr<lr>_seed<s>/   fine-tunes: the grid (seed 1), then the chosen lr's seeds
     probe/<upstream>_seed<s>/results.json     ds-w2v probe rows (no feature cache: ~1 GB an upstream)
     search/<variant>/               --search: one pretraining per variant
@@ -28,8 +29,8 @@ from .jobs import ChosenJob, StudyJob, python_job, train_job
 from .plan import PRETRAIN_RECIPE, TASKS, Arm, PretrainSpec, StudyPlan
 from .selection import ArmSummary, choose_lr, grid_points, summarize_arm
 
-CEILING = "ceiling (phone CTC)"
-"""The probe row of the phone-CTC fine-tuned model (pretrained, all labels, chosen lr)."""
+CEILING = "ceiling (supervised)"
+"""The probe row of the supervised ceiling: tiny trained from random init on the frame phone labels."""
 
 
 @dataclass
@@ -176,27 +177,25 @@ class Study:
                                        self.plan.probe.seeds[0], ("hf_reference",), skip=hf_skipped))
         return jobs
 
+    def ceiling_dir(self, seed: int) -> Path:
+        return self.runs / "ceiling" / f"seed{seed}"
+
     def ceiling_jobs(self) -> list:
-        """The linear probe of the phone-CTC fine-tuned model (pretrained, all labels, chosen lr),
-        each seed: how far a supervised model's layers get on the same probe."""
-        arm = Arm("phones", "pretrained", 1.0)
-        if arm not in self.plan.arms:
+        """Per seed: the supervised ceiling (``ceiling.py``: tiny from random init, frame phone
+        cross-entropy on every train utterance until dev stops improving), then its linear probe
+        row, as the other upstreams' (read speech only: the bound is on the phone probe)."""
+        c = self.plan.ceiling
+        if c is None:
             return []
-        names = [j.name for j in self.jobs.values() if j.name.startswith(arm.tag + " ")]
         jobs = []
         for seed in self.plan.seeds:
-            def skip(seed=seed):
-                lr = self.chosen_lr(arm)
-                if isinstance(lr, str) or lr is None:
-                    return f"no chosen run for {arm.name}: {lr}"
-                r = json.loads((self.ft_dir(arm, lr, seed) / "results.json").read_text())
-                return "the chosen run diverged" if r.get("diverged") else None
-            upstream = lambda seed=seed: str(self.ft_dir(arm, self.chosen_lr(arm), seed))  # noqa: E731
-
-            def current(result: dict, seed=seed) -> bool:  # a probe of the run the arm chooses now
-                return isinstance(self.chosen_lr(arm), float) and result.get("upstream") == upstream(seed)
-            jobs.append(self.probe_job(f"ceiling_seed{seed}", upstream, seed, tuple(names), protocol="linear",
-                                       corpora=("timit",), skip=skip, current=current))
+            run_dir = self.ceiling_dir(seed)
+            train = python_job(f"ceiling seed={seed}", ["-m", "experiments.study.ceiling", "--data",
+                                                        str(self.shards["timit"]), "--out", str(run_dir),
+                                                        "--seed", str(seed), *c.args()], run_dir)
+            jobs.append(train)
+            jobs.append(self.probe_job(f"ceiling_seed{seed}", str(run_dir / "model.pt"), seed, (train.name,),
+                                       protocol="linear", corpora=("timit",)))
         return jobs
 
     # -- the graph ------------------------------------------------------------------------------
@@ -216,10 +215,9 @@ class Study:
                     *(["--stop-after", str(plan.hf_updates)] if plan.hf_updates else []),
                     *self.pretrain_overrides(plan.pretrain), f"run_dir={hf}"]
             jobs.append(python_job("hf_reference", argv, hf))
+        jobs += self.ceiling_jobs()
         jobs += self.probe_jobs()
         jobs += self.finetune_jobs()
-        self.jobs = {j.name: j for j in jobs}
-        jobs += self.ceiling_jobs()
         self.jobs = {j.name: j for j in jobs}
         return jobs
 
@@ -274,6 +272,10 @@ class Study:
         out.runs["pretrain"] = _read(self.runs / "pretrain")
         out.curves["ds_w2v"] = probe_curve(self.runs / "pretrain")
         add_wall("pretrain", out.runs["pretrain"])
+        if plan.ceiling is not None:
+            out.runs["ceiling"] = {str(s): _read(self.ceiling_dir(s)) for s in plan.seeds}
+            for r in out.runs["ceiling"].values():
+                add_wall("ceiling", r)
         if plan.hf_reference:
             out.runs["hf_reference"] = _read(self.runs / "hf_reference")
             add_wall("hf_reference", out.runs["hf_reference"])

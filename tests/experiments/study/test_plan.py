@@ -44,8 +44,19 @@ def test_default_graph(study):
     assert len(grid) == 12 * 3 and len(chosen) == 12 + 6 and plan.num_finetunes == 54
     assert {j.name.split(" ")[0] for j in chosen if j.name.endswith("seed=3")} == \
         {a.tag for a in plan.arms if a.labels < 1}
-    ceiling = [j for j in jobs if j.name.startswith("probe ceiling")]
-    assert len(ceiling) == 2 and all(set(j.needs) >= {"phones_pretrained_100pct chosen lr seed=2"} for j in ceiling)
+    # the supervised ceiling: one training per seed (from random init: it waits for nothing), each
+    # probed with the linear protocol once it has run
+    train = {j.name: j for j in jobs if j.name.startswith("ceiling seed=")}
+    probes = [j for j in jobs if j.name.startswith("probe ceiling")]
+    assert sorted(train) == ["ceiling seed=1", "ceiling seed=2"] and all(j.needs == () for j in train.values())
+    assert [j.needs for j in probes] == [("ceiling seed=1",), ("ceiling seed=2",)]
+    for seed, j in zip(plan.seeds, probes):
+        args = _args(j)
+        assert args[args.index("--protocol") + 1] == "linear"
+        assert str(study.ceiling_dir(seed) / "model.pt") in args and args[args.index("--seed") + 1] == str(seed)
+    c1 = _args(train["ceiling seed=1"])
+    assert c1[c1.index("--data") + 1] == str(study.shards["timit"]) and c1[c1.index("--seed") + 1] == "1"
+    assert c1[c1.index("--max-updates") + 1] == str(plan.ceiling.max_updates)
     for j in grid:
         tag = j.name.split(" ")[0]
         arm = next(a for a in plan.arms if a.tag == tag)
@@ -62,7 +73,8 @@ def test_default_graph(study):
         tag = j.name.split(" ")[0]
         assert set(j.needs) == {g.name for g in grid if g.name.startswith(tag + " ")}
     pre, hf = _args(jobs[0]), _args(jobs[1])
-    assert "--stop-after" in hf and hf[hf.index("--stop-after") + 1] == str(plan.hf_updates) != str(plan.pretrain.updates)
+    # the HF reference at the same budget: the whole schedule, no --stop-after
+    assert "--stop-after" not in hf and plan.hf_updates is None and f"max_updates={plan.pretrain.updates}" in hf
     common = [a for a in pre if not a.startswith("run_dir=")][5:]  # after bash _launch.sh pretrain --recipe R
     assert all(a in hf for a in common) and f"probe_every={plan.pretrain.probe_every}" in pre
     mix = next(a for a in pre if a.startswith("data.train="))
@@ -102,21 +114,6 @@ def test_a_chosen_run_finished_earlier_is_reused_when_its_grid_finishes_late(stu
     assert (chosen / "results.json").read_text() == before and not job.log.exists()
 
 
-def test_a_ceiling_probe_of_a_run_no_longer_chosen_is_stale(study):
-    """The ceiling probes the chosen run of phones, pretrained, 100 %: when a changed grid makes
-    the arm choose another lr, the probe of the old run must run again, not be reused."""
-    arm = Arm("phones", "pretrained", 1.0)
-    job = next(j for j in study.build_jobs() if j.name == "probe ceiling_seed1")
-    grid = study.plan.grid(arm)
-    for lr, dev in zip(grid, (0.7, 0.6, 0.8)):  # the middle lr is chosen
-        study.ft_dir(arm, lr, 1).mkdir(parents=True)
-        (study.ft_dir(arm, lr, 1) / "results.json").write_text(json.dumps({"best_dev": dev}))
-    job.run_dir.mkdir(parents=True)
-    for upstream, reused in ((study.ft_dir(arm, grid[0], 1), False), (study.ft_dir(arm, grid[1], 1), True)):
-        (job.run_dir / "results.json").write_text(json.dumps({"upstream": str(upstream), "datasets": {}}))
-        assert job.cached() == reused
-
-
 def test_grids_per_init_keep_the_tuning_effort_equal():
     plan = default_plan()
     pre, rnd = Arm("phones", "pretrained", 0.1), Arm("phones", "random", 0.1)
@@ -150,9 +147,12 @@ def test_search_and_quick_plans(tmp_path):
 
 def test_estimate_fits_the_budget():
     cost = estimate(default_plan())
-    assert cost["wall_s"] < 90 * 60  # the issue's budget on 2 cores
+    # the HF reference at the full budget and the ceilings are run once and then reused: without
+    # them the study stays within 90 min on 2 cores; with them, a first run takes longer
+    assert cost["rerun_wall_s"] < 90 * 60 < cost["wall_s"]
+    assert cost["wall_s"] - cost["rerun_wall_s"] == pytest.approx((cost["hf_reference_s"] + cost["ceiling_s"]) / 2)
     assert cost["slot_s"] == pytest.approx(sum(cost[k] for k in ("pretrain_s", "hf_reference_s", "finetune_s",
-                                                                  "probes_s", "search_s")))
+                                                                  "ceiling_s", "probes_s", "search_s")))
 
 
 def test_every_search_variant_is_a_valid_recipe(tmp_path):

@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 
 from experiments.study.curves import ProbePoint
-from experiments.study.goals import per_goal, probe_goal
+from experiments.study.goals import CPC_SHARE, headroom_goal, per_goal, probe_goal
 from experiments.study.plan import Arm, default_plan
 from experiments.study.report import write_study
-from experiments.study.runner import StudyOutcome
+from experiments.study.runner import CEILING, StudyOutcome
 from experiments.study.selection import summarize_arm
 
 
@@ -37,9 +37,14 @@ def outcome(pre_probe=(0.62, 0.60), rnd_probe=(0.40, 0.42), pre_per=(0.50, 0.54)
               arm("phones", "pretrained", 0.1, pre_per), arm("phones", "random", 0.1, rnd_per)]
     o.probes = {"pretrained": [probe_result(a, per=0.6, er=0.5) for a in pre_probe],
                 "random init": [probe_result(a, per=0.9, er=0.2) for a in rnd_probe],
-                "ceiling (phone CTC)": [probe_result(0.81), probe_result(0.79)]}
+                CEILING: [probe_result(0.81), probe_result(0.79)]}
     o.curves = {"ds_w2v": [ProbePoint(0, 0.40, 1), ProbePoint(100, 0.45, 2), ProbePoint(200, 0.50, 3)]}
     o.corpora = {"timit": {"train": [1136, 1.04], "dev": [128, 0.12]}}
+    o.runs = {"ceiling": {"1": {"seed": 1, "updates": 1500, "stopped": "patience", "dev_frame_acc": 0.83,
+                                "best_update": 1000, "wall_s": 600.0},
+                          "2": {"seed": 2, "updates": 1700, "stopped": "patience", "dev_frame_acc": 0.82,
+                                "best_update": 1200, "wall_s": 640.0}},
+              "pretrain": {"updates": 2000}, "hf_reference": {"updates": 2000}}
     o.wall = {"pretrain": 900.0, "fine-tunes": 3000.0, "data_s": 60.0, "total_s": 4000.0}
     return o
 
@@ -54,6 +59,19 @@ def test_goals_are_computed_from_the_figures():
     assert per_goal([]).verdict == "n/a" and probe_goal([], []).verdict == "n/a"
 
 
+def test_the_headroom_share_needs_a_ceiling_that_bounds():
+    o = outcome()  # pretrained 61, random 41, ceiling 80: (61 - 41) / (80 - 41) = 51 %
+    g = headroom_goal(o.probes["pretrained"], o.probes["random init"], o.probes[CEILING])
+    assert g.value == pytest.approx(20 / 39) and g.verdict == "MISS" and "= 51 %" in g.measured
+    g = headroom_goal(o.probes["pretrained"], o.probes["random init"], [probe_result(0.70)])
+    assert g.value == pytest.approx(20 / 29) and g.verdict == "PASS"  # 69 % >= 60 %
+    # a "ceiling" at or below the pretrained model bounds nothing: no share, no verdict
+    g = headroom_goal(o.probes["pretrained"], o.probes["random init"], [probe_result(0.58)])
+    assert g.verdict == "n/a" and "does not bound" in g.measured
+    assert headroom_goal(o.probes["pretrained"], o.probes["random init"], []).verdict == "n/a"
+    assert CPC_SHARE == pytest.approx((0.646 - 0.276) / (0.746 - 0.276))
+
+
 def test_study_md(tmp_path):
     text = write_study(outcome(pre_probe=(0.50, 0.52)), tmp_path)
     assert (tmp_path / "STUDY.md").read_text() == text
@@ -63,7 +81,12 @@ def test_study_md(tmp_path):
     assert "The probe goal is missed by 5.0 points after 200 updates" in text
     # probe rows with n and spread, the ceiling beside them
     assert "| pretrained | 2 | 51.0 ± 1.4 % [50.0..52.0] (n=2) | layer2 |" in text
-    assert "| ceiling (phone CTC) | 2 | 80.0 ± 1.4 % [79.0..81.0] (n=2)" in text
+    assert f"| {CEILING} | 2 | 80.0 ± 1.4 % [79.0..81.0] (n=2)" in text
+    # the goal read both ways: the absolute gain and the share of the headroom, beside CPC's
+    assert "| headroom closed |" in text and "(51.0 - 41.0) / (80.0 - 41.0) = 26 %" in text
+    assert "Headroom closed on test: (51.0 % - 41.0 %) / (80.0 % - 41.0 %) = 26 %; CPC" in text and "= 79 %" in text
+    assert "seed 1: 1500 updates (stopped by patience; best dev frame accuracy 83.0 % at update 1000" in text
+    assert "HF reference pretraining (the same 2000 updates" in text
     # fine-tune rows: grid, chosen lr, dev and test spread over seeds
     # its lr is the grid's top and beats the one below: marked, the best lr may lie beyond the grid
     assert "| pretrained | 10 % | 0.001: 90.0 %, 0.002: 50.0 % | **0.002** ‡ (highest) | 50.0 ± 0.0 % [50.0..50.0] " \
@@ -78,11 +101,19 @@ def test_study_md(tmp_path):
     # the settings name each init's grid and the extra seeds of the 10 %-label rows
     assert "- lr grids: phones pretrained 0.00025, 0.0005, 0.001 / random 0.001, 0.002, 0.004" in text
     assert "- seeds: 1, 2 (rows with part of the labels also 3)" in text
-    assert "is no ceiling" not in text  # the ceiling (80 %) is above the pretrained upstream (51 %)
+    assert "bounds nothing" not in text  # the ceiling (80 %) is above the pretrained upstream (51 %)
 
 
 def test_a_ceiling_below_the_pretrained_upstream_is_called_so(tmp_path):
     o = outcome(pre_probe=(0.50, 0.52))
-    o.probes["ceiling (phone CTC)"] = [probe_result(0.45), probe_result(0.47)]
+    o.probes[CEILING] = [probe_result(0.45), probe_result(0.47)]
     text = write_study(o, tmp_path)
-    assert "The ceiling (phone CTC) row probes below the pretrained upstream (46.0 % < 51.0 %): 400 updates" in text
+    assert "It probes at or below the pretrained upstream (46.0 % <= 51.0 %): it bounds nothing" in text
+    assert "| headroom closed |" in text and "n/a: the ceiling does not bound" in text
+
+
+def test_an_hf_reference_short_of_the_budget_is_called_so(tmp_path):
+    o = outcome()
+    o.runs["hf_reference"] = {"updates": 300}
+    text = write_study(o, tmp_path)
+    assert "**300 updates against our 2000: not an equal-budget comparison**" in text
