@@ -43,7 +43,8 @@ def _study_summary(results: Path) -> list[str]:
     out = ["The fair comparison, recorded by `bash launch/study.sh` in `results/STUDY.md` (each arm's learning",
            "rate chosen on dev, 2-3 seeds, 2,000 pretraining updates, test read once):"]
     for g in goals:
-        out.append(f"- {g['name']}: {g['measured']} (goal: {g['target']}: {'met' if g['passed'] else 'missed'}).")
+        verdict = {True: "met", False: "missed"}.get(g.get("passed"), "not measured")
+        out.append(f"- {g['name']}: {g['measured']} (goal: {g['target']}: {verdict}).")
     return out
 
 

@@ -120,10 +120,14 @@ def test_probe_rows_come_from_the_probe_files(tmp_path):
     # the study's recorded goals (results/study.json) are quoted beside the one-seed rows
     (out / "study.json").write_text(json.dumps({"goals": [
         {"name": "PER with 10 % labels", "target": "pretrained PER <= 0.7 x random init's", "measured": "64.8 % / 82.9 % = 0.78 x",
-         "value": 0.78, "passed": False}]}))
+         "value": 0.78, "passed": False},
+        {"name": "headroom closed", "target": "share >= 60 %", "measured": "n/a: the ceiling does not bound",
+         "value": None, "passed": None}]}))
     text = write_report(rows, ablation, out, total_s=400)
     assert "The fair comparison, recorded by `bash launch/study.sh` in `results/STUDY.md`" in text
     assert "- PER with 10 % labels: 64.8 % / 82.9 % = 0.78 x (goal: pretrained PER <= 0.7 x random init's: missed)." in text
+    # a goal the study could not measure is not called missed
+    assert "- headroom closed: n/a: the ceiling does not bound (goal: share >= 60 %: not measured)." in text
 
     # the default demo runs no CTC ablation: the probe rows, and where the ablation is
     text = write_report(rows, {}, out, total_s=400)
