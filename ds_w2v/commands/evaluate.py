@@ -106,20 +106,19 @@ def main(args: argparse.Namespace) -> int:
         if world > 1:
             init_distributed(device, local_rank)
         model.to(device)
-        evaluator = Evaluator(task, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
-                              rank=rank, world=world, device=device)
+        stream = d.eval_stream_config(task.stream_kind, config.seed)
+        evaluator = Evaluator(task, stream, rank=rank, world=world, device=device)
         out = {"model": str(init), "task": config.task}
         if tuning is not None:
             # dev only; the evaluator's loader reads the grid task's stream kind
-            dev = Evaluator(tuning, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
-                            rank=rank, world=world, device=device).run(model, dev_index)
+            dev = Evaluator(tuning, stream, rank=rank, world=world, device=device).run(model, dev_index)
             best = tuning.choose(dev.sums)
             task.decoder = task.decoder.with_weights(best.lm_weight, best.word_score)
             out["tuning"] = {"split": d.dev_split, "grid": [p.to_dict() for p in tuning.points]}
             if rank == 0:
                 logging.getLogger("ds_w2v.lm").info("tuned on %s: lm_weight %g, word_score %g (dev WER %.4f, CER %.4f)",
                                                      d.dev_split, best.lm_weight, best.word_score, best.wer, best.cer)
-        if getattr(task, "decoder", None) is not None:  # the CTC tasks: how the hypotheses were written
+        if task.decoder is not None:  # the CTC tasks: how the hypotheses were written
             out["decoding"] = task.decoder.describe()
         out["splits"] = {s: evaluator.run(model, index).metrics for s, index in indexes.items()}
     if rank == 0:

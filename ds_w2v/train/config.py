@@ -156,6 +156,14 @@ class DataConfig:
                       augment=self.augment if self.augment.active else None)
         return StreamConfig(**{**values, **fields})
 
+    def eval_stream_config(self, kind: str, seed: int):
+        """The evaluation stream: one pass in index order (no loop, no shuffling), the training
+        stream's batch size, length cap (``max_sample_size``: longer utterances are cropped) and
+        read timeout; never augmented, and no utterance left out for its duration (a metric is never
+        computed on a subset: ``min_duration_s`` / ``max_duration_s`` are the training stream's)."""
+        return self.stream_config(kind, seed, num_workers=0, pin_memory=False, augment=None, loop=False,
+                                  shard_shuffle=False, shuffle_buffer=0, min_duration_s=0.0, max_duration_s=None)
+
     @property
     def test_splits(self) -> list[str]:
         if not self.test_split:

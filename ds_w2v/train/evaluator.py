@@ -51,19 +51,19 @@ class EvalResult:
 class Evaluator:
     """``Evaluator(task, ...).run(model, index)``: ``model`` is a DeepSpeed engine or a plain module."""
 
-    def __init__(self, task: Any, *, batch_s: float, max_sample_size: int, seed: int, rank: int = 0,
-                 world: int = 1, device: torch.device | None = None, zero3: bool = False):
+    def __init__(self, task: Any, stream: StreamConfig, *, rank: int = 0, world: int = 1,
+                 device: torch.device | None = None, zero3: bool = False):
+        """``stream``: ``DataConfig.eval_stream_config`` (one ordered pass, unaugmented); its seed
+        seeds the evaluation's own RNG (dropout-free, but the forward may draw)."""
         self.task = task
-        self.batch_s, self.max_sample_size, self.seed = batch_s, max_sample_size, seed
+        self.stream, self.seed = stream, stream.seed
         self.rank, self.world = rank, world
         self.device = device or torch.device("cpu")
         self.zero3 = zero3
 
     def loader(self, index: SplitIndex) -> StreamingLoader:
         """One pass over this rank's share of the split, in index order (no shuffling)."""
-        config = StreamConfig(kind=self.task.stream_kind, batch_s=self.batch_s, loop=False, shard_shuffle=False,
-                              shuffle_buffer=0, seed=self.seed, max_sample_size=self.max_sample_size)
-        return StreamingLoader.from_split(index, config, rank=self.rank, world_size=self.world)
+        return StreamingLoader.from_split(index, self.stream, rank=self.rank, world_size=self.world)
 
     def _any(self, flag: bool) -> bool:
         if self.world == 1:

@@ -50,7 +50,7 @@ class GridScoring:
     def __init__(self, task, lm_weights: Sequence[float], word_scores: Sequence[float]):
         from ..lm.decoder import BeamDecoder
 
-        if not isinstance(getattr(task, "decoder", None), BeamDecoder):
+        if not isinstance(task.decoder, BeamDecoder):
             raise ValueError("--tune-lm tunes the beam search's weights: set decoding.decoder=beam decoding.lm=LM.arpa")
         self.task = task
         self.stream_kind = task.stream_kind

@@ -1,5 +1,6 @@
 """Run monitoring from rank 0: TensorBoard (namespaced tags), one JSON line per logged update in
-``RUN_DIR/metrics.jsonl``, a tqdm bar, and warnings when pretraining looks broken.
+``RUN_DIR/metrics.jsonl``, a tqdm bar showing the task's ``progress_keys``, and the task's
+``health_warnings`` (pretraining: a loss at chance, a collapsing codebook) as log warnings.
 
 Tags: ``train/*`` (loss and its parts, perplexities, temperature, accuracy), ``opt/*`` (lr,
 grad_norm, loss_scale), ``perf/*`` (audio_s_per_s, update_s, mfu), ``dev/*`` and ``test/*``.
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("ds_w2v.train")
 
@@ -36,14 +37,17 @@ def progress_line(update: int, total: int, f: dict[str, float]) -> str:
 
 class MetricsLogger:
     def __init__(self, run_dir: Path, enabled: bool, total_updates: int, start_update: int = 0,
-                 num_negatives: int = 100, num_codes: int = 640):
+                 progress_keys: tuple[str, ...] = ("train/loss", "perf/audio_s_per_s"),
+                 health: Callable[[int, dict[str, float]], list[tuple[str, str]]] | None = None):
+        """``progress_keys``: the figures on the bar; ``health(update, figures)``: (key, warning)
+        pairs, each key warned at most once per 1,000 updates (the task's ``health_warnings``)."""
         self.enabled = enabled
         self.total_updates = total_updates
         self.writer = None
         self.bar = None
         self.jsonl = None
-        self.chance = math.log(num_negatives + 1)  # loss per masked frame of a model that guesses
-        self.collapse_ppl = max(2.0, 0.02 * num_codes)  # code perplexity under 2 % of G*V
+        self.progress_keys = tuple(progress_keys)
+        self.health = health
         self._warned: dict[str, int] = {}
         if not enabled:
             return
@@ -80,7 +84,7 @@ class MetricsLogger:
         self.jsonl.flush()
         if self.bar is not None and not self.bar.disable:
             post = {k.split("/")[-1]: f"{v:.3g}" for k, v in clean.items()
-                    if k in ("train/loss", "perf/audio_s_per_s", "dev/wer", "dev/acc")}
+                    if k in self.progress_keys}
             self.bar.set_postfix(post, refresh=False)
         elif "train/loss" in clean:  # no bar (output to a file, nohup, SLURM): a plain line, as fairseq prints
             log.info(progress_line(update, self.total_updates, clean))
@@ -97,16 +101,8 @@ class MetricsLogger:
             log.warning(msg)
 
     def _check(self, update: int, f: dict[str, float]) -> None:
-        c = f.get("train/contrastive")
-        if c is not None and update >= 100 and abs(c - self.chance) < 0.02 * self.chance:
-            self._warn_once_per("chance", update, 1000,
-                                f"update {update}: contrastive loss {c:.3f} is at chance (ln(K+1) = {self.chance:.3f}): "
-                                "the model is not learning (check lr, masking, data)")
-        ppl = f.get("train/code_ppl")
-        if ppl is not None and update >= 100 and ppl < self.collapse_ppl:
-            self._warn_once_per("collapse", update, 1000,
-                                f"update {update}: code perplexity {ppl:.1f} < {self.collapse_ppl:.1f}: the codebook is "
-                                "collapsing (raise diversity_weight or the Gumbel temperature)")
+        for key, message in (self.health(update, f) if self.health else []):
+            self._warn_once_per(key, update, 1000, message)
 
     def text(self, tag: str, text: str, update: int) -> None:
         if self.enabled and self.writer is not None:

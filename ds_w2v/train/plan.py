@@ -18,15 +18,13 @@ The arithmetic (``config.py``'s module docstring, fairseq's ``max_tokens x updat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data.augment_sources import check_augment
-from ..data.index import SplitIndex, read_split
+from ..data.index import SplitIndex
 from ..data.mix import mix_probabilities
-from ..data.mix_sources import TARGETS, MixSource, check_same_targets, parse_mix, read_mix
-from ..data.shard_format import read_index
+from ..data.splits import RunSplits, read_run_splits
 from ..data.stream import batches_per_epoch, shard_order, slot_shards
 from ..hardware import data_workers
 from .config import TrainConfig, resolve_batch
@@ -140,58 +138,6 @@ def shard_plan(index: SplitIndex, world_size: int, seed: int, num_workers: int =
     }
 
 
-@dataclass
-class RunSplits:
-    """The splits a run reads, refused or accepted before any process group starts."""
-
-    train: SplitIndex
-    """The train split; with ``data.train`` (a mix) its first corpus: vocabulary and labels are
-    the same across the mix (checked), which is what the task's head is built from."""
-    dev: SplitIndex | None
-    tests: dict[str, SplitIndex]
-    mix: list[tuple[MixSource, SplitIndex, float]] | None = None
-    """``data.train``'s corpora: (source, index, weight), in order; None without a mix."""
-
-
-def read_splits(config: TrainConfig) -> RunSplits:
-    """The run's splits, as ``Trainer`` and the dry run read them: the default test split may be
-    absent (pretraining audio), a split named explicitly must exist; a mix's corpora must agree on
-    vocabulary / labels with each other and with dev (fine-tuning)."""
-    d, prefix = config.data, config.data.shard_url_prefix
-    mix = None
-    if d.train:
-        sources = parse_mix(d.train, d.train_split)
-        # what the task's head trains on must agree: a classification mix reads only the label sets
-        targets = False if config.task == "pretrain" else ("label set",) if config.task == "cls" else True
-        indexes = read_mix(sources, prefix, check_targets=targets)
-        mix_probabilities([i.total_s for i, _ in indexes], [w for _, w in indexes], d.mix_alpha)  # refuses a bad alpha
-        mix = [(src, index, weight) for src, (index, weight) in zip(sources, indexes)]
-        train = mix[0][1]
-    else:
-        train = read_split(d.shards, d.train_split, prefix)
-    dev = None
-    if d.dev_split and config.task == "pretrain" and d.dev_split not in read_index(d.shards)["splits"]:
-        # a folder of audio (`prepare --format dir`) has no dev split unless --valid-percent made one:
-        # pretraining needs none to learn, so it runs without dev evaluation and says so
-        log.warning("data.shards %s has no split %r: pretraining runs without dev evaluation (no best checkpoint "
-                    "on dev; `prepare --valid-percent 1` holds out a dev split, data.dev_split=null silences this)",
-                    d.shards, d.dev_split)
-    elif d.dev_split:
-        dev = read_split(d.shards, d.dev_split, prefix)
-    if mix and dev is not None and config.task != "pretrain":
-        check_same_targets([(f"{d.shards}:{d.dev_split}", dev), *((src.entry, index) for src, index, _ in mix)],
-                           ("label set",) if config.task == "cls" else TARGETS)
-    tests = {}
-    for split in d.test_splits:
-        try:
-            tests[split] = read_split(d.shards, split, prefix)
-        except ValueError:
-            if split == "test" and len(d.test_splits) == 1:
-                continue
-            raise
-    return RunSplits(train, dev, tests, mix)
-
-
 def mix_plan(config: TrainConfig, run: RunSplits, world_size: int, accum: int) -> list[dict[str, Any]] | None:
     """For a mix (``data.train``): each corpus's share of the batches (``p``), its batches per epoch
     per rank and how many of its epochs ``max_updates`` makes (each corpus loops on its own)."""
@@ -226,7 +172,7 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     n = world["world_size"]
     if device_type is None:
         device_type = run_device(config.device).type
-    run = read_splits(config)
+    run = read_run_splits(config.data, TASK_CLASSES[config.task].reads_targets, TASK_CLASSES[config.task].needs_dev)
     check_augment(config.data.augment)  # a bad noise/RIR folder is refused as the run would refuse it
     splits = _splits(run)
     train = splits["train"]

@@ -46,7 +46,7 @@ from .engine import build_engine
 from .evaluator import EvalResult, Evaluator
 from .flops import peak_flops
 from .metrics import MetricsLogger
-from .plan import read_splits
+from ..data.splits import read_run_splits
 from .precision import resolve_precision
 from .probing import PhoneProbe
 from .run_dir import check_shared_run_dir
@@ -108,7 +108,8 @@ class Trainer:
 
         # -- everything that can be refused, before any process group starts --------------------
         d = config.data
-        splits = read_splits(config)
+        task_class = TASK_CLASSES[config.task]
+        splits = read_run_splits(d, task_class.reads_targets, task_class.needs_dev)
         self.train_index, self.dev_index, self.test_indexes, self.mix = splits.train, splits.dev, splits.tests, splits.mix
         check_augment(d.augment)  # a bad noise/RIR folder is refused here; the loader's workers inherit them opened
         self.accum = resolve_batch(config, world)
@@ -155,7 +156,7 @@ class Trainer:
         self.engine, self.optimizer = build_engine(model, self.ds_config, config.optim, self.device)
         self.module = self.engine.module
         self.zero_stage = self.engine.zero_optimization_stage()
-        self.evaluator = Evaluator(self.task, batch_s=d.batch_s, max_sample_size=d.max_sample_size, seed=config.seed,
+        self.evaluator = Evaluator(self.task, d.eval_stream_config(self.task.stream_kind, config.seed),
                                    rank=rank, world=world, device=self.device, zero3=self.zero_stage == 3)
 
         # -- data --------------------------------------------------------------------------------
@@ -177,9 +178,8 @@ class Trainer:
         self._resume()
         self._window = _Window()
         self.out_of_time = False  # max_train_s reached (decided on rank 0, agreed by all)
-        pcfg = self.module.config
         self.logger = MetricsLogger(self.run_dir, self.is_rank0, config.max_updates, self.update,
-                                    pcfg.num_negatives, pcfg.latent_groups * pcfg.latent_vars)
+                                    self.task.progress_keys(), self.task.health_warnings)
         if self.is_rank0:
             log.info("%s; %d torch threads per rank (%s)", self.precision_choice.line(), self.threads, threads_why)
             if self.precision_choice.warning:

@@ -8,7 +8,7 @@ updates; this run's probe curve beside ours does.
 
 The recipe and overrides are read by the trainer's own ``load_config``; what each update does:
 
-* the same stream (``read_splits``, ``StreamConfig`` and ``MixedLoader`` / ``StreamingLoader``
+* the same stream (``read_run_splits``, ``StreamConfig`` and ``MixedLoader`` / ``StreamingLoader``
   as the trainer builds them, seed ``config.seed``) and the same accumulation: each micro-batch's
   loss / its masked frames, weighted by its share of the update's audio;
 * the same initial weights: the trainer's seeding, then ``build_model`` of the preset, copied
@@ -104,13 +104,14 @@ def train(config, transformers_version: str, stop_after: int | None = None) -> d
     from ds_w2v.models.wav2vec2 import build_model, save_model
     from ds_w2v.models.wav2vec2.interop_hf import from_hf_state_dict, hf_twin
     from ds_w2v.train.config import resolve_batch
-    from ds_w2v.train.plan import read_splits
+    from ds_w2v.data.splits import read_run_splits
     from ds_w2v.train.probing import PhoneProbe
     from ds_w2v.train.schedule import learning_rate
     from ds_w2v.train.tasks import TASK_CLASSES
 
     d, run_dir = config.data, Path(config.run_dir)
-    splits = read_splits(config)
+    pretrain = TASK_CLASSES["pretrain"]
+    splits = read_run_splits(config.data, pretrain.reads_targets, pretrain.needs_dev)
     probe = PhoneProbe.from_config(config)
     # the trainer's initial weights: its seeding, then the preset with the recipe's overrides
     random.seed(config.seed)

@@ -401,6 +401,10 @@ def test_single_pass_streams_are_never_augmented(prepared, noise_dir):
     StreamConfig(loop=False, augment=AugmentConfig())  # an inactive config is allowed: it does nothing
     from ds_w2v.train.evaluator import Evaluator
 
-    evaluator = Evaluator(SimpleNamespace(stream_kind="finetune"), batch_s=BATCH_S, max_sample_size=250_000, seed=1)
+    from ds_w2v.train.config import DataConfig
+
+    # the training data section augments; the evaluation stream built from it never does
+    d = DataConfig(shards="unused", batch_s=BATCH_S, max_sample_size=250_000, augment=AugmentConfig(noise=str(noise_dir)))
+    evaluator = Evaluator(SimpleNamespace(stream_kind="finetune"), d.eval_stream_config("finetune", 1))
     config = evaluator.loader(read_split(prepared, "train")).config
     assert config.augment is None and not config.loop

@@ -1,14 +1,23 @@
 import json
 import logging
 import math
+from types import SimpleNamespace
 
 from ds_w2v.train.flops import forward_flops, update_flops
 from ds_w2v.train.metrics import MetricsLogger
 from ds_w2v.models.wav2vec2 import preset_config
+from ds_w2v.train.tasks import PretrainTask
 
 
-def test_jsonl_tensorboard_and_warnings(tmp_path, caplog):
-    log = MetricsLogger(tmp_path, enabled=True, total_updates=1000, num_negatives=100, num_codes=640)
+def test_jsonl_tensorboard_and_the_tasks_warnings(tmp_path, caplog):
+    """The logger shows what the task says: pretraining's warnings (a contrastive loss at chance,
+    ln(K+1) for K = 100 negatives; a code perplexity under 2 % of its 2 x 320 codes)."""
+    config = SimpleNamespace(best_metric=None, model=SimpleNamespace(
+        preset="tiny", overrides={"num_negatives": 100, "latent_groups": 2, "latent_vars": 320}))
+    task = PretrainTask(config, None)
+    task.build_model(None)
+    log = MetricsLogger(tmp_path, enabled=True, total_updates=1000, progress_keys=task.progress_keys(),
+                        health=task.health_warnings)
     with caplog.at_level(logging.WARNING, logger="ds_w2v.train"):
         log.log(50, {"train/contrastive": math.log(101), "train/code_ppl": 3.0})  # too early to judge
         assert not caplog.records

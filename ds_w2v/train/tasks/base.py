@@ -84,6 +84,37 @@ class Task:
     the tasks training one task model on different targets (``ctc``, ``phone_ctc``) are told apart
     by it (``tasks.select_task``). None: it reads none, and ``data.target`` keeps its default."""
 
+    command: str | None = None
+    """The ``ds-w2v`` sub-command that trains it (``finetune-ctc``); the command table is built from
+    these (``tasks.training_commands``). None: reached another way (``phone_ctc``: ``finetune-ctc
+    data.target=phones``) or only through ``task=NAME``."""
+    command_help: str = ""
+    """The command's line in ``ds-w2v --help``."""
+    inference_command: str | None = None
+    """The ``ds-w2v`` sub-command that runs its trained models on audio files (``transcribe``):
+    named where another command is handed one of its models."""
+    commands: dict[str, tuple[str, str]] = {}
+    """Sub-commands the task adds to ``ds-w2v`` (a task from a plugin: its inference command):
+    name -> (``module:attribute`` with ``build_parser(prog)`` and ``main(args)``, one-line help)."""
+    reads_targets: bool | tuple[str, ...] = True
+    """What it reads of each record besides the audio, as the corpora of a mix and dev must agree on
+    it (``mix_sources.check_same_targets``): True: transcripts (vocabulary); ``("label set",)``:
+    utterance labels; False: nothing (any audio will do)."""
+    needs_dev: bool = True
+    """False: it learns without a dev split and runs without dev evaluation when the shards have
+    none (pretraining a folder of audio)."""
+    decoder = None
+    """How its evaluation writes hypotheses (a CTC task's greedy or beam decoder), else None."""
+
+    def progress_keys(self) -> tuple[str, ...]:
+        """The figures the progress bar shows: the loss, the speed and the dev metric choosing best."""
+        return ("train/loss", "perf/audio_s_per_s", f"dev/{self.best_metric}")
+
+    def health_warnings(self, update: int, figures: dict[str, float]) -> list[tuple[str, str]]:
+        """(key, message) for each sign in a logged row that the run is not learning (each key is
+        warned at most once per 1,000 updates); none by default."""
+        return []
+
     @classmethod
     def owns(cls, model: Wav2Vec2Task) -> bool:
         """Whether ``model``'s head state is this task's own rather than a corpus's (a CTC model over

@@ -15,6 +15,10 @@ class ClsTask(Task):
     stream_kind = FINETUNE
     best_metrics = {"acc": True, "f1": True, "loss": False}
     best_metric = "acc"
+    command = "finetune-cls"
+    command_help = "fine-tune with a classification head"
+    inference_command = "classify"
+    reads_targets = ("label set",)  # utterance labels: a mix and dev must share the label set
 
     def __init__(self, config, index):
         super().__init__(config, index)

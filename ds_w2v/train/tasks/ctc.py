@@ -53,6 +53,9 @@ class CTCTask(Task):
     stream_kind = FINETUNE
     best_metrics = {"wer": False, "cer": False, "loss": False}
     best_metric = "wer"
+    command = "finetune-ctc"
+    command_help = "fine-tune with a CTC head (speech recognition)"
+    inference_command = "transcribe"
 
     def __init__(self, config, index):
         super().__init__(config, index)

@@ -29,6 +29,7 @@ class PhoneCTCTask(CTCTask):
     target = "phones"
     best_metrics = {"per": False, "loss": False}
     best_metric = "per"
+    command = None  # finetune-ctc data.target=phones (tasks.select_task)
 
     def __init__(self, config, index):
         super().__init__(config, index)
