@@ -10,8 +10,14 @@
 The ``deepspeed`` launcher puts ``--local_rank=N`` *before* the command (unless
 ``--no_local_rank``); it is taken out wherever it stands and checked against ``LOCAL_RANK``,
 so no sub-command sees it. Each sub-command lives in its own module with ``build_parser(prog)``
-and ``main(args)``; it is imported only when named, so ``ds-w2v --help`` stays instant and a
-heavy import (torch, deepspeed) is paid only by the command that needs it.
+and ``main(args)``; it is imported only when named, so a heavy import (torch, deepspeed) is paid
+only by the command that needs it.
+
+The training commands are not in the table below: each task names its own (``Task.command``:
+``pretrain``, ``finetune-ctc``, ``finetune-cls``) and may add more (``Task.commands``: a plugin
+task's inference command), read from the task registry when one is named (and by ``--help``).
+Plugins (``ds_w2v.plugins``: ``DS_W2V_PLUGINS``, entry points) are imported first, so a task
+registered in a file of one's own gets its commands here and behind every launcher.
 """
 from __future__ import annotations
 
@@ -25,9 +31,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-hf": ("ds_w2v.commands.export_hf", "convert a ds_w2v model file into a HF transformers folder"),
     "prepare": ("ds_w2v.commands.prepare", "read a corpus in its on-disk layout and write WebDataset shards"),
     "synth": ("ds_w2v.commands.synth", "synthesise the offline demo corpora (TIMIT / RAVDESS layouts)"),
-    "pretrain": ("ds_w2v.commands.train:pretrain", "self-supervised pretraining under DeepSpeed (--recipe R)"),
-    "finetune-ctc": ("ds_w2v.commands.train:finetune_ctc", "fine-tune with a CTC head (speech recognition)"),
-    "finetune-cls": ("ds_w2v.commands.train:finetune_cls", "fine-tune with a classification head"),
     "evaluate": ("ds_w2v.commands.evaluate", "score a model file or run on dev/test splits (writes no run directory)"),
     "export": ("ds_w2v.commands.export", "consolidate a run's checkpoint (any ZeRO stage) into a model file"),
     "average": ("ds_w2v.commands.average", "mean of a run's last / best N checkpoints (any ZeRO stage) as a model file"),
@@ -81,18 +84,48 @@ def _set_local_rank(value: int | None) -> None:
 
 
 def _usage() -> str:
-    width = max(map(len, COMMANDS))
+    tasks = task_commands()
+    width = max(map(len, [*COMMANDS, *tasks]))
     lines = ["usage: ds-w2v COMMAND [options]   (ds-w2v COMMAND --help for its options; ds-w2v --version)", "",
-             "commands:"]
+             "training (each task's command, from the task registry):"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in tasks.items()]
+    lines += ["", "commands:"]
     lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 
-def load_command(name: str):
-    """The module-like object of a command: ``build_parser(prog)`` and ``main(args)``."""
-    module_name, _, attr = COMMANDS[name][0].partition(":")
+def _target(target: str):
+    """``module[:attribute]`` imported: the module-like object of a command."""
+    module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attr) if attr else module
+
+
+def task_commands() -> dict[str, tuple[object, str]]:
+    """name -> (command, one-line help) of each registered task's training command (``Task.command``)
+    and of the commands tasks add (``Task.commands``), in registry order. A name that a command of
+    the table above holds is refused, naming the task."""
+    from .commands.train import TrainCommand
+    from .train.tasks import TASK_CLASSES
+
+    out: dict[str, tuple[object, str]] = {}
+    for task in TASK_CLASSES.values():
+        named = {**({task.command: (TrainCommand(task.command, task.name), task.command_help)} if task.command else {}),
+                 **{n: (t, h) for n, (t, h) in task.commands.items()}}
+        for name, entry in named.items():
+            if name in COMMANDS:
+                raise UsageError(f"task {task.name} ({task.__name__}) names a command {name!r} that ds-w2v has already")
+            out[name] = entry
+    return out
+
+
+def load_command(name: str):
+    """The module-like object of a command: ``build_parser(prog)`` and ``main(args)``; a KeyError for
+    a name that neither the table nor a task holds."""
+    if name in COMMANDS:
+        return _target(COMMANDS[name][0])
+    command = task_commands()[name][0]
+    return _target(command) if isinstance(command, str) else command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,19 +136,28 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"ds-w2v: error: {e}", file=sys.stderr)
         return 2
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0
-    if argv[0] in ("-V", "--version"):
+    if argv and argv[0] in ("-V", "--version"):
         from . import __version__
 
         print(f"ds-w2v {__version__}")
         return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"ds-w2v: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
+    try:
+        from .plugins import load_plugins
+
+        load_plugins()
+        if not argv or argv[0] in ("-h", "--help"):
+            print(_usage())
+            return 0
+        name, rest = argv[0], argv[1:]
+        try:
+            command = load_command(name)
+        except KeyError:
+            known = [*task_commands(), *COMMANDS]
+            print(f"ds-w2v: unknown command {name!r}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+    except (UsageError, ValueError) as e:  # a plugin that does not import, or names a held command
+        print(f"ds-w2v: error: {e}", file=sys.stderr)
         return 2
-    command = load_command(name)
     parser = command.build_parser(f"ds-w2v {name}")
     try:  # key=value overrides and --options in any order (`evaluate k=v --split dev k=v`)
         args = parser.parse_intermixed_args(rest)

@@ -51,9 +51,6 @@ DEFAULT_MAX_DURATION_S = 600.0
 MAX_PADDING = 0.15
 READ_AHEAD_S = 1800.0  # audio-seconds decoded before sorting: 30 min of int16 = 58 MB
 
-# the model tasks this module serves, and the command that runs each
-_COMMAND_FOR_TASK = {"ctc": "ds-w2v transcribe", "cls": "ds-w2v classify"}
-
 
 @dataclass
 class Result:
@@ -105,10 +102,12 @@ def load_task_model(model: Wav2Vec2Task | str | os.PathLike, task: str) -> Wav2V
 
         model = model_from_run(Path(model)) if is_run_dir(Path(model)) else load_model(model)
     if model.task != task:
-        hint = _COMMAND_FOR_TASK.get(model.task)
+        from .train.tasks import inference_command  # the training tasks know their inference commands
+
+        hint = inference_command(model.task)
         raise ValueError(
             f"{name} is a {model.description} model, not a {MODEL_TASKS[task].description} model"
-            + (f"; use `{hint}` for it" if hint else "")
+            + (f"; use `ds-w2v {hint}` for it" if hint else "")
         )
     return model
 

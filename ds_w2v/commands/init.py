@@ -2,12 +2,16 @@
 
     ds-w2v init --preset tiny --task pretrain --out tiny.pt
     ds-w2v init --preset small --task ctc --vocab shards/vocab.json --out small_ctc.pt
-    ds-w2v init --preset original --task cls --num-labels 8 --set encoder_layers=10 --out m.pt
+    ds-w2v init --preset original --task cls --num-labels 8 encoder_layers=10 --out m.pt
+
+``key=value``: a model config key (``ds-w2v pretrain --help-config`` lists them under
+``model.overrides.``), its value read as the trainer reads ``model.overrides.KEY=value`` (YAML:
+``10`` an integer, ``[2.0,0.5,0.999]`` a list, ``layer`` a string); ``--set key=value`` is the
+same.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -19,22 +23,30 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--vocab", help="vocab.json for --task ctc (default: 32 English characters)")
     p.add_argument("--num-labels", type=int, help="classes for --task cls")
     p.add_argument("--labels", help="comma-separated class names for --task cls")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config field override (repeatable)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="model config overrides (as model.overrides.KEY)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the same as a key=value (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="model file to write")
     return p
 
 
 def parse_overrides(items: list[str]) -> dict:
+    """``key=value`` items as model config fields: the trainer's parser (``train.config.parse_override``),
+    the key checked against ``Wav2Vec2Config``'s fields (``model.overrides.`` in front is allowed)."""
+    import dataclasses
+
+    from ..models.wav2vec2 import Wav2Vec2Config
+    from ..train.config import parse_override
+
+    fields = {f.name for f in dataclasses.fields(Wav2Vec2Config)}
     out = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value  # a bare string such as extractor_mode=layer
+        path, value = parse_override(item)
+        key = ".".join(path).removeprefix("model.overrides.")
+        if key not in fields:
+            raise ValueError(f"config key {key}: not a model config key (ds-w2v pretrain --help-config lists them "
+                             "under model.overrides.)")
+        out[key] = value
     return out
 
 
@@ -46,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     labels = args.labels.split(",") if args.labels else None
     model = build_model(args.preset, args.task, vocab=args.vocab, labels=labels, num_labels=args.num_labels,
-                        **parse_overrides(args.set))
+                        **parse_overrides([*args.set, *args.overrides]))
     path = save_model(model, args.out)
     counts = count_parameters(model.config)
     print(f"wrote {path}: {args.preset} {args.task}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters "

@@ -47,7 +47,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 class TrainCommand:
-    """A training sub-command: the task it runs is all that differs between the three."""
+    """A training sub-command: the task it runs is all that differs between them (``cli.task_commands``
+    makes one per ``Task.command`` of the registry)."""
 
     def __init__(self, name: str, task: str):
         self.name, self.task = name, task
@@ -113,7 +114,3 @@ class TrainCommand:
             print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
         return 0
 
-
-pretrain = TrainCommand("pretrain", "pretrain")
-finetune_ctc = TrainCommand("finetune-ctc", "ctc")
-finetune_cls = TrainCommand("finetune-cls", "cls")

@@ -4,12 +4,16 @@
     ds-w2v transcribe hf_small_ctc/ clips/*.wav --json     # {"path", "duration_s", "text"} lines
     ds-w2v transcribe ctc.pt long/*.flac --batch-s 120 --device cuda
     ds-w2v transcribe ctc.pt a.wav --decoder beam --lm lm.arpa --lm-weight 1 --word-score 0   # pip install .[lm]
+    ds-w2v transcribe ctc.pt a.wav decoding.decoder=beam decoding.lm=lm.arpa decoding.beam=100   # the same keys as
+                                                                              # ds-w2v evaluate and the trainer
 
 MODEL is a ds_w2v model file, an HF transformers folder or a fairseq checkpoint. Any audio
 libsndfile reads (WAV incl. mu-law and float, FLAC, OGG, NIST SPHERE), any sample rate (resampled
 to 16 kHz), channels averaged. A file that cannot be read is reported on stderr as
 ``path: reason: detail`` and the others go on; the exit code is then 1. See docs/inference.md.
 
+Among FILES, ``decoding.KEY=value`` items set the decoding as the trainer's and ``ds-w2v evaluate``'s
+``decoding.*`` keys do (the same parser and types; they win over the flags, which are shorthands).
 Decoding is greedy unless ``--decoder beam``: beam search with an n-gram LM (an ARPA file from
 ``ds-w2v build-lm``; flashlight-text, ``pip install .[lm]``). Choose ``--lm-weight`` and
 ``--word-score`` on a dev split with ``ds-w2v evaluate ... --tune-lm`` (docs/inference.md, *Decoding with an n-gram LM*).
@@ -74,10 +78,18 @@ def main(args: argparse.Namespace) -> int:
     from ..inference import iter_transcribe
     from ..lm.decoder import DecodingConfig
 
-    decoding = DecodingConfig(decoder=args.decoder, lm=args.lm, beam=args.beam, lm_weight=args.lm_weight,
-                              word_score=args.word_score)
-    decoding.validate(lambda key: "--" + key.replace("_", "-"))  # named as typed: --lm-weight
-    results = iter_transcribe(args.model, args.files, batch_s=args.batch_s, device=args.device,
+    from ..train.config import section_config
+
+    overrides = [f for f in args.files if f.startswith("decoding.") and "=" in f]
+    files = [f for f in args.files if f not in overrides]
+    if not files:
+        raise ValueError("no audio files given (only decoding.KEY=value items)")
+    flags = dict(decoder=args.decoder, lm=args.lm, beam=args.beam, lm_weight=args.lm_weight, word_score=args.word_score)
+    decoding = section_config(DecodingConfig, "decoding", overrides, flags)
+    # named as typed: --lm-weight, or decoding.lm_weight when an item set it
+    given = {o.partition("=")[0].split(".", 1)[1] for o in overrides}
+    decoding.validate(lambda key: f"config key decoding.{key}" if key in given else "--" + key.replace("_", "-"))
+    results = iter_transcribe(args.model, files, batch_s=args.batch_s, device=args.device,
                               max_duration_s=args.max_duration_s or None, max_padding=args.max_padding,
                               decoding=decoding)
     return print_results(results, lambda r: f"{r.path}\t{r.text}", args.json)

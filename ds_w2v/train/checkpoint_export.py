@@ -13,10 +13,16 @@ from .checkpoint_tags import ckpt_dir, resolve_tag, saved_state
 
 
 def consolidated_state_dict(run_dir: Path, tag: str) -> dict[str, torch.Tensor]:
-    """fp32 weights of any ZeRO stage (DeepSpeed's zero_to_fp32), on CPU, in one process."""
+    """fp32 weights of any ZeRO stage (DeepSpeed's zero_to_fp32), on CPU, in one process. DeepSpeed
+    prints its progress ("Processing zero checkpoint ...") with print(): it goes to stderr, so that a
+    command reading a run directory keeps stdout for its results (JSON lines, a transcript)."""
+    import contextlib
+    import sys
+
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir(run_dir)), tag=tag)
+    with contextlib.redirect_stdout(sys.stderr):
+        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir(run_dir)), tag=tag)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 

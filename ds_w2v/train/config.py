@@ -536,6 +536,19 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def section_config(cls, section: str, overrides: list[str], base: dict[str, Any] | None = None):
+    """A config section (``cls``, e.g. ``DecodingConfig`` for ``decoding``) from ``section.KEY=value``
+    items over ``base``: the trainer's parser and typing, for commands that take one section
+    (``ds-w2v transcribe ... decoding.beam=100``). An item of another section is refused naming it."""
+    data = dict(base or {})
+    for item in overrides:
+        path, value = parse_override(item)
+        if len(path) != 2 or path[0] != section:
+            raise ValueError(f"override {item!r}: this command takes {section}.KEY=value")
+        data[path[1]] = value
+    return _build(cls, data, section + ".")
+
+
 def load_config(recipe: str | Path | None = None, overrides: list[str] = (), **fields: Any) -> TrainConfig:
     """Defaults < recipe < ``overrides`` (``key=value`` strings) < ``fields`` (a dict merge)."""
     data = read_recipe(recipe) if recipe else {}

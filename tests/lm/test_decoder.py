@@ -141,6 +141,11 @@ def test_transcribe_names_the_option(tmp_path, capsys):
     assert cli.main(["transcribe", str(tmp_path / "m.pt"), str(tmp_path / "a.wav"), "--decoder", "beam"]) == 1
     assert capsys.readouterr().err.strip() == ("ds-w2v transcribe: error: --lm: decoder beam needs an ARPA language "
                                                "model (ds-w2v build-lm TEXT --out lm.arpa)")
+    # a decoding.KEY=value item is named as the trainer names it; another section is refused
+    assert cli.main(["transcribe", str(tmp_path / "m.pt"), str(tmp_path / "a.wav"), "decoding.beam=0"]) == 1
+    assert capsys.readouterr().err.strip() == "ds-w2v transcribe: error: config key decoding.beam: must be >= 1, got 0"
+    assert cli.main(["transcribe", str(tmp_path / "m.pt"), str(tmp_path / "a.wav"), "decoding.beem=3"]) == 1
+    assert "config key decoding.beem: unknown" in capsys.readouterr().err
 
 
 def test_a_phone_model_is_refused(lms):

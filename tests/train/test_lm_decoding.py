@@ -166,6 +166,10 @@ def test_transcribe_command_with_beam_in_a_subprocess(timit_shards, ctc_model, w
     lexicon = set(read_vocabulary(word_lm))
     assert all(set(r["text"].split()) <= lexicon for r in beam) and any(r["text"] for r in beam), beam
     assert [r["text"] for r in beam] != [r["text"] for r in greedy]
+    # the trainer's decoding.* keys, typed as the trainer types them, give the same decoding as the flags
+    keyed = transcribe("decoding.decoder=beam", f"decoding.lm={word_lm}", "decoding.beam=20", "decoding.lm_weight=1",
+                       "decoding.word_score=3")
+    assert keyed == beam
 
 
 def test_bench_decode_tunes_on_dev_and_reports_each_decoder(timit_shards, ctc_model, word_lm, tmp_path, capsys):

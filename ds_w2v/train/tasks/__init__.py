@@ -1,8 +1,11 @@
 """The training tasks by name: ``TASK_CLASSES[config.task]`` is the task object a run trains.
 
 A task is one file here (a :class:`Task` subclass: its model, loss, dev metrics, what "best"
-means, its stream) plus one ``register_task`` line below. ``register_task`` refuses a class
-that leaves unstated what the trainer and ``TrainConfig.validate`` read from it.
+means, its stream, what it reads, its commands, its health checks) plus one ``register_task``
+line below; or one file anywhere, imported as a plugin (``ds_w2v.plugins``), holding its head
+(``register_model_task``), its task and its commands. ``register_task`` refuses a class that
+leaves unstated what the trainer and ``TrainConfig.validate`` read from it, and a command name
+another task holds.
 
 Tasks that train one task model on different targets (``ctc`` on characters, ``phone_ctc`` on
 TIMIT's phones) state their ``target``; ``data.target`` chooses among them in one place,
@@ -20,7 +23,8 @@ from .ctc import CTCTask
 from .phone_ctc import PhoneCTCTask
 from .pretrain import PretrainTask
 
-__all__ = ["TASK_CLASSES", "DEFAULT_TARGET", "register_task", "select_task", "task_for_model", "Task", "StepResult",
+__all__ = ["TASK_CLASSES", "DEFAULT_TARGET", "register_task", "select_task", "task_for_model", "inference_command",
+           "Task", "StepResult",
            "load_init", "PretrainTask", "CTCTask", "ClsTask", "PhoneCTCTask"]
 
 TASK_CLASSES: dict[str, type[Task]] = {}
@@ -45,6 +49,11 @@ def register_task(task_class: type[Task]) -> type[Task]:
     held = TASK_CLASSES.get(task_class.name)
     if held is not None and held is not task_class:
         raise ValueError(f"task {task_class.name!r} is {held.__name__} already")
+    names = [n for n in (task_class.command, *task_class.commands) if n]
+    for other in TASK_CLASSES.values():
+        clash = set(names) & {n for n in (other.command, *other.commands) if n} if other.name != task_class.name else set()
+        if clash:
+            raise ValueError(f"{task_class.__name__}: command {sorted(clash)[0]!r} is task {other.name}'s already")
     TASK_CLASSES[task_class.name] = task_class
     return task_class
 
@@ -65,6 +74,13 @@ def select_task(task: str, target: str) -> type[Task]:
     if target not in variants:
         raise ValueError(f"config key data.target: {target!r} is not a target of task {task}: {', '.join(variants)}")
     return variants[target]
+
+
+def inference_command(model_task: str) -> str | None:
+    """The ``ds-w2v`` command that runs a trained ``model_task`` model on audio (``transcribe``):
+    the first registered task on that task model that names one."""
+    return next((c.inference_command for c in TASK_CLASSES.values()
+                 if c.model_task == model_task and c.inference_command), None)
 
 
 def task_for_model(model) -> type[Task]:

@@ -50,6 +50,20 @@ def test_cli_init_writes_loadable_model(tmp_path, capsys):
     assert model.lm_head.out_features == len(vocab)
 
 
+def test_cli_init_reads_overrides_as_the_trainer_does(tmp_path, capsys):
+    """key=value as the trainer's model.overrides.KEY=value: YAML-typed (a list stays a list, a
+    bare word a string); an unknown key is refused naming it."""
+    out = tmp_path / "m.pt"
+    rc = cli_main(["init", "--preset", "tiny", "encoder_layers=3", "model.overrides.latent_temp=[2.0,0.5,0.99]",
+                   "extractor_mode=layer", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    config = load_model(out).config
+    assert config.encoder_layers == 3 and tuple(config.latent_temp) == (2.0, 0.5, 0.99)
+    assert config.extractor_mode == "layer"
+    rc = cli_main(["init", "--preset", "tiny", "encoder_layerz=3", "--out", str(out)])
+    assert rc == 1 and "config key encoder_layerz: not a model config key" in capsys.readouterr().err
+
+
 def test_cli_unknown_preset_lists_known(capsys):
     rc = cli_main(["init", "--preset", "huge", "--out", "/tmp/never.pt"])
     err = capsys.readouterr().err
