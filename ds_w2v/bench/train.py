@@ -217,7 +217,7 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words + (["--no-hf"] if args.no_hf else []))
 
 
-def _quiet() -> None:
+def quiet_deepspeed() -> None:
     """DeepSpeed's per-engine INFO lines and torch.distributed's deprecation warnings (raised by
     DeepSpeed's ZeRO collectives) would bury the table."""
     import logging
@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     precisions = _split(args.precisions)
     machine = machine_name(device)
     init_distributed(device)
-    _quiet()
+    quiet_deepspeed()
 
     wave, lengths = fixed_batch(args.batch, args.seconds, device)
     audio_s = wave.numel() / SAMPLE_RATE

@@ -151,11 +151,11 @@ def probe_max_batch(path: Path, preset: str, precision: str, zero: int, seconds:
     import torch
 
     from ds_w2v.train.distributed import init_distributed
-    from ds_w2v.bench.train import _quiet
+    from ds_w2v.bench.train import quiet_deepspeed
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     init_distributed(device)
-    _quiet()
+    quiet_deepspeed()
     out: dict[str, Any] = {"preset": preset, "precision": precision, "zero": zero, "seconds": seconds,
                            "limit": limit, "tries": [], "largest": None, "oom_at": None}
 
