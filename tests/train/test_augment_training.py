@@ -5,7 +5,6 @@ in its ``--dry-run``)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,20 +14,18 @@ import pytest
 import soundfile as sf
 import yaml
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # pytest runs with --import-mode=importlib
+from reliability_helpers import subprocess_env  # noqa: E402  (less an earlier in-process Trainer's variables)
+
 BIN = Path(sys.executable).parent
 FAST = ["precision=fp32", "data.batch_s=12", "global_batch_s=24", "log_every=1", "data.shuffle_buffer=16",
         "model.overrides.encoder_layerdrop=0.0", "device=cpu"]
 
 
-def _env() -> dict[str, str]:
-    drop = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, "DS_ACCELERATOR": "cpu"}
-
-
 def _finetune(shards: Path, run: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "ds-w2v"), "finetune-ctc", "--recipe", "finetune_ctc_tiny",
                            f"data.shards={shards}", f"run_dir={run}", *FAST, *extra],
-                          capture_output=True, text=True, timeout=900, env=_env(), cwd=run.parent)
+                          capture_output=True, text=True, timeout=900, env=subprocess_env(), cwd=run.parent)
 
 
 @pytest.fixture

@@ -27,6 +27,9 @@ import pytest
 
 from ds_w2v.train.distributed import param_digest
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # pytest runs with --import-mode=importlib
+from reliability_helpers import subprocess_env  # noqa: E402  (less an earlier in-process Trainer's variables)
+
 pytest.importorskip("deepspeed")
 pytestmark = pytest.mark.slow
 
@@ -45,11 +48,9 @@ def _free_port() -> int:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """This environment without the process-group variables an in-process test may have left."""
-    drop = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "CROSS_RANK", "CROSS_SIZE")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the venv's deepspeed / torchrun / ds-w2v
-    return {**env, "DS_ACCELERATOR": "cpu", "PYTHONUNBUFFERED": "1", **extra}
+    """This environment without the process-group variables an in-process test may have left, the
+    venv's deepspeed / torchrun / ds-w2v first on PATH."""
+    return subprocess_env(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra)
 
 
 def _run(cmd: list[str], cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:

@@ -5,12 +5,14 @@ shared by every task. Through the console script."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # pytest runs with --import-mode=importlib
+from reliability_helpers import subprocess_env  # noqa: E402  (less an earlier in-process Trainer's variables)
 
 pytest.importorskip("deepspeed")
 pytestmark = pytest.mark.slow
@@ -21,9 +23,7 @@ FAST = ["max_updates=1", "precision=fp32", "data.batch_s=8", "global_batch_s=16"
 
 
 def _run(args, cwd):
-    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE",
-                                                              "LOCAL_RANK", "LOCAL_SIZE")}
-    return subprocess.run([str(BIN / "ds-w2v"), *args], cwd=cwd, env={**env, "DS_ACCELERATOR": "cpu"},
+    return subprocess.run([str(BIN / "ds-w2v"), *args], cwd=cwd, env=subprocess_env(),
                           capture_output=True, text=True, timeout=300)
 
 

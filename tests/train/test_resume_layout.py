@@ -27,6 +27,9 @@ from ds_w2v.train.trainer import Trainer
 
 from .zero_configs import zero_stage_config
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # pytest runs with --import-mode=importlib
+from reliability_helpers import subprocess_env  # noqa: E402  (less an earlier in-process Trainer's variables)
+
 pytest.importorskip("deepspeed")
 
 BIN = Path(sys.executable).parent
@@ -86,9 +89,7 @@ ENTRY = [*FAST, "data.batch_s=6", "global_batch_s=24", "deepspeed_config=cpu.jso
 def _env() -> dict[str, str]:
     import os
 
-    drop = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "DS_ACCELERATOR": "cpu", "PYTHONUNBUFFERED": "1"}
+    return subprocess_env(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def _run(cmd: list[str]) -> str:
