@@ -86,7 +86,7 @@ class Task:
 
     command: str | None = None
     """The ``ds-w2v`` sub-command that trains it (``finetune-ctc``); the command table is built from
-    these (``tasks.training_commands``). None: reached another way (``phone_ctc``: ``finetune-ctc
+    these (``cli.task_commands``). None: reached another way (``phone_ctc``: ``finetune-ctc
     data.target=phones``) or only through ``task=NAME``."""
     command_help: str = ""
     """The command's line in ``ds-w2v --help``."""
