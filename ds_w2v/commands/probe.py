@@ -22,6 +22,10 @@ has one); the test split is scored once. Frozen features are computed once per s
 ``--cache DIR``, stored there: a second probe of the same model on the same utterances reads
 them back. A bad UPSTREAM, a missing split or a corpus without what a protocol needs is refused,
 before any feature is computed, with one line and exit status 2.
+
+``probe.max_utterances=N``, ``probe.epochs=N`` and ``probe.train_split=S`` are the trainer's
+``probe.*`` keys (the probe it runs every ``probe_every`` updates), read by the trainer's parser;
+here they mean what ``--max-utterances``, ``--epochs`` and ``--train-split`` do.
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ PROTOCOLS = ("linear", "pr", "er")
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("upstream", help="model file, run directory, HF folder, random:PRESET or random:MODEL")
+    p.add_argument("overrides", nargs="*", metavar="probe.KEY=value",
+                   help="the trainer's probe.max_utterances / probe.epochs / probe.train_split (as the flags)")
     p.add_argument("--data", action="append", required=True, metavar="DIR",
                    help="a prepared corpus (ds-w2v prepare's --out); repeatable")
     p.add_argument("--protocol", choices=[*PROTOCOLS, "all"], default="all")
@@ -63,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # -- everything that can be refused, before any feature is computed ---------------------------
     try:
+        _apply_overrides(args)
         if args.max_utterances is not None and args.max_utterances < 1:
             raise ValueError(f"--max-utterances must be >= 1, got {args.max_utterances}")
         if args.epochs is not None and args.epochs < 1:
@@ -90,6 +97,31 @@ def main(args: argparse.Namespace) -> int:
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {args.out}")
     return 0
+
+
+SHARED_KEYS = {"max_utterances": "max_utterances", "epochs": "epochs", "train_split": "train_split"}
+"""The trainer's ``probe.*`` keys this command takes -> its argument of the same meaning."""
+
+
+def _apply_overrides(args: argparse.Namespace) -> None:
+    """``probe.KEY=value`` items onto the flags' values: parsed and typed as the trainer's
+    ``probe`` section (``train.config.section_config``); a key of that section that means
+    something else here (``data``, ``eval_split``) is refused naming its flag."""
+    if not args.overrides:
+        return
+    import dataclasses
+
+    from ..train.config import ProbeConfig, section_config
+
+    section = section_config(ProbeConfig, "probe", args.overrides)
+    given = {o.partition("=")[0].split(".", 1)[1] for o in args.overrides}
+    other = sorted(given - set(SHARED_KEYS))
+    if other:
+        raise ValueError(f"probe.{other[0]}: not an option of ds-w2v probe (its flags: --data, --dev-split, "
+                         f"--test-split); it takes probe.{', probe.'.join(SHARED_KEYS)}")
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    for key in given:
+        setattr(args, SHARED_KEYS[key], values[key])
 
 
 def _plan(data: str, args: argparse.Namespace) -> dict:

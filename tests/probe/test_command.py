@@ -60,8 +60,9 @@ def test_probe_command_end_to_end(probe_timit, probe_ravdess, tiny_model_file, t
     # random:tiny with seed 0 is the very model tiny.pt was built as (conftest): its features are
     # found in the cache by content, and the same probe on them gives the same accuracies
     out2 = tmp_path / "again.json"
+    # (the trainer's probe.* keys in place of the flags: the same run)
     run = _probe("random:tiny", "--seed", "0", "--data", str(probe_timit), "--protocol", "linear",
-                 "--max-utterances", "16", "--epochs", "3", "--cache", str(cache), "--out", str(out2),
+                 "probe.max_utterances=16", "probe.epochs=3", "--cache", str(cache), "--out", str(out2),
                  "--device", "cpu")
     assert run.returncode == 0, run.stderr
     again_all = json.loads(out2.read_text())
@@ -102,6 +103,9 @@ def test_bad_input_is_one_line_and_exit_status_2(probe_timit, probe_ravdess, tin
         ([model, "--data", str(old)], [f"{old} (train): the shards have no phone timings", "re-run `ds-w2v prepare"]),
         ([model, "--data", timit, "--max-utterances", "0"], ["--max-utterances must be >= 1"]),
         ([model, "--data", timit, "--batch-s", "0"], ["--batch-s must be > 0"]),
+        ([model, "--data", timit, "probe.epochs=many"], ["config key probe.epochs: expected an integer, got 'many'"]),
+        ([model, "--data", timit, "probe.eval_split=dev"], ["probe.eval_split: not an option of ds-w2v probe"]),
+        ([model, "--data", timit, "optim.lr=1"], ["override 'optim.lr=1': this command takes probe.KEY=value"]),
     ]
     for argv, fragments in cases:
         extra = [] if "--max-utterances" in argv else ["--max-utterances", "2"]
