@@ -51,6 +51,11 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
+
+def _bad(key: str, msg: str) -> None:
+    raise ValueError(f"config key {key}: {msg}")
+
+
 @dataclass
 class ModelConfig:
     preset: str = "tiny"
@@ -170,6 +175,29 @@ class DataConfig:
             return []
         return [self.test_split] if isinstance(self.test_split, str) else list(self.test_split)
 
+    def validate(self) -> None:
+        """This section's keys (ValueError naming the key)."""
+        if len(set(self.test_splits)) != len(self.test_splits):
+            _bad("data.test_split", f"names a split twice: {self.test_splits}")
+        if not self.shards:
+            _bad("data.shards", "is required (a directory made by `ds-w2v prepare`)")
+        if self.train is not None and len(self.train) == 0:
+            _bad("data.train", "is an empty list: name the corpora to train on, or leave it out (null) to train on "
+                               f"data.shards' {self.train_split!r} split")
+        if self.shard_url_prefix:
+            from ..data.index import url_prefix_problem
+
+            problem = url_prefix_problem(self.shard_url_prefix)
+            if problem:
+                _bad("data.shard_url_prefix", f"{self.shard_url_prefix!r}: {problem}")
+        if self.read_timeout_s is not None and not self.read_timeout_s > 0:
+            _bad("data.read_timeout_s", f"must be > 0 seconds (or null: no limit), got {self.read_timeout_s}")
+        nw = self.num_workers
+        if nw != "auto" and not (isinstance(nw, int) and nw >= 0):
+            _bad("data.num_workers", f"must be auto or an integer >= 0, got {nw!r}")
+        if self.batch_s <= 0:
+            _bad("data.batch_s", "must be > 0")
+
 
 @dataclass
 class OptimConfig:
@@ -185,6 +213,18 @@ class OptimConfig:
     0)."""
     clip_norm: float = 10.0
     """Gradient clipping (global L2 norm), written into the DeepSpeed config; 0 disables it."""
+
+    def validate(self) -> None:
+        """This section's keys: finite and >= 0 (torch refuses a negative lr only after the process
+        group started, without naming the key), lr > 0, betas in [0, 1)."""
+        for key in ("lr", "eps", "weight_decay", "clip_norm"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                _bad(f"optim.{key}", f"must be a finite number >= 0, got {value}")
+        if self.lr == 0:
+            _bad("optim.lr", "must be > 0 (0 trains nothing)")
+        if not all(0 <= b < 1 for b in self.betas):
+            _bad("optim.betas", f"must be two numbers in [0, 1), got {list(self.betas)}")
 
 
 @dataclass
@@ -203,6 +243,24 @@ class ScheduleConfig:
     end_lr: float = 0.0
     """polynomial: the learning rate the linear decay ends at, after ``max_updates``."""
 
+    def validate(self) -> None:
+        """This section's keys (a negative end_lr used to train on)."""
+        if self.kind not in ("polynomial", "tri_stage"):
+            _bad("schedule.kind", f"{self.kind!r} is not polynomial or tri_stage")
+        if self.kind == "tri_stage" and abs(sum(self.phase_ratio) - 1.0) > 1e-6:
+            _bad("schedule.phase_ratio", f"must sum to 1, got {self.phase_ratio}")
+        for key in ("end_lr", "init_lr_scale", "final_lr_scale"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                _bad(f"schedule.{key}", f"must be a finite number >= 0, got {value}")
+        if self.warmup_updates < 0:
+            _bad("schedule.warmup_updates", f"must be >= 0, got {self.warmup_updates}")
+        if any(not math.isfinite(r) or r < 0 for r in self.phase_ratio):
+            _bad("schedule.phase_ratio", f"must be three fractions >= 0, got {list(self.phase_ratio)}")
+        # the exponential decay works in log(final_lr / lr): both must be > 0
+        if self.kind == "tri_stage" and self.final_lr_scale <= 0:
+            _bad("schedule.final_lr_scale", f"must be > 0 (exponential decay), got {self.final_lr_scale}")
+
 
 @dataclass
 class ProbeConfig:
@@ -220,6 +278,10 @@ class ProbeConfig:
     epochs: int = 20
     """Epochs of each layer's linear classifier over the probe's train frames (CPC's protocol; 20
     converge at tiny's sizes)."""
+
+    def validate(self) -> None:
+        if self.max_utterances < 1 or self.epochs < 1:
+            _bad("probe", f"max_utterances and epochs must be >= 1, got {self.max_utterances}, {self.epochs}")
 
 
 @dataclass
@@ -320,83 +382,39 @@ class TrainConfig:
                 self.task = chosen.name
 
     def validate(self) -> None:
-        """Checks that need no process group; raises ValueError naming the key."""
-        def bad(key: str, msg: str):
-            raise ValueError(f"config key {key}: {msg}")
-
+        """Checks that need no process group; raises ValueError naming the key. Each section checks
+        its own keys (``DataConfig.validate`` ...); here what spans sections or is top-level."""
         if self.task not in TASK_CLASSES:
-            bad("task", f"{self.task!r} is not one of {', '.join(TASK_CLASSES)}")
+            _bad("task", f"{self.task!r} is not one of {', '.join(TASK_CLASSES)}")
         best_metrics = TASK_CLASSES[self.task].best_metrics
         if self.best_metric and self.best_metric not in best_metrics:
-            bad("best_metric", f"{self.best_metric!r} is not a dev metric of task {self.task}: "
-                               f"{', '.join(best_metrics)}")
+            _bad("best_metric", f"{self.best_metric!r} is not a dev metric of task {self.task}: "
+                                f"{', '.join(best_metrics)}")
         if self.device not in DEVICES:
-            bad("device", f"{self.device!r} is not one of {', '.join(DEVICES)}")
-        if len(set(self.data.test_splits)) != len(self.data.test_splits):
-            bad("data.test_split", f"names a split twice: {self.data.test_splits}")
+            _bad("device", f"{self.device!r} is not one of {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
-            bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        if not self.data.shards:
-            bad("data.shards", "is required (a directory made by `ds-w2v prepare`)")
-        if self.data.train is not None and len(self.data.train) == 0:
-            bad("data.train", "is an empty list: name the corpora to train on, or leave it out (null) to train on "
-                              f"data.shards' {self.data.train_split!r} split")
-        if self.data.shard_url_prefix:
-            from ..data.index import url_prefix_problem
-
-            problem = url_prefix_problem(self.data.shard_url_prefix)
-            if problem:
-                bad("data.shard_url_prefix", f"{self.data.shard_url_prefix!r}: {problem}")
+            _bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.data.validate()
         if self.probe_every < 0:
-            bad("probe_every", f"must be >= 0, got {self.probe_every}")
-        if self.probe.max_utterances < 1 or self.probe.epochs < 1:
-            bad("probe", f"max_utterances and epochs must be >= 1, got {self.probe.max_utterances}, {self.probe.epochs}")
-        if self.data.read_timeout_s is not None and not self.data.read_timeout_s > 0:
-            bad("data.read_timeout_s", f"must be > 0 seconds (or null: no limit), got {self.data.read_timeout_s}")
-        nw = self.data.num_workers
-        if nw != "auto" and not (isinstance(nw, int) and nw >= 0):
-            bad("data.num_workers", f"must be auto or an integer >= 0, got {nw!r}")
-        if self.data.batch_s <= 0:
-            bad("data.batch_s", "must be > 0")
+            _bad("probe_every", f"must be >= 0, got {self.probe_every}")
+        self.probe.validate()
         if self.global_batch_s <= 0:
-            bad("global_batch_s", "must be > 0")
+            _bad("global_batch_s", "must be > 0")
         if self.max_updates < 1:
-            bad("max_updates", "must be >= 1")
+            _bad("max_updates", "must be >= 1")
         if self.max_train_s is not None and self.max_train_s <= 0:
-            bad("max_train_s", f"must be > 0 seconds, got {self.max_train_s}")
+            _bad("max_train_s", f"must be > 0 seconds, got {self.max_train_s}")
         for key in ("log_every", "eval_every", "save_every", "keep_last", "keep_best", "max_bad_updates"):
             if getattr(self, key) < 1:
-                bad(key, "must be >= 1")
-        if self.schedule.kind not in ("polynomial", "tri_stage"):
-            bad("schedule.kind", f"{self.schedule.kind!r} is not polynomial or tri_stage")
-        if self.schedule.kind == "tri_stage" and abs(sum(self.schedule.phase_ratio) - 1.0) > 1e-6:
-            bad("schedule.phase_ratio", f"must sum to 1, got {self.schedule.phase_ratio}")
-        # learning rates: finite and >= 0 for every schedule (torch refuses a negative lr only after
-        # the process group started, without naming the key; a negative end_lr trained on)
-        o, sc = self.optim, self.schedule
-        for key, value in (("optim.lr", o.lr), ("schedule.end_lr", sc.end_lr), ("schedule.init_lr_scale", sc.init_lr_scale),
-                           ("schedule.final_lr_scale", sc.final_lr_scale), ("optim.eps", o.eps),
-                           ("optim.weight_decay", o.weight_decay), ("optim.clip_norm", o.clip_norm)):
-            if not math.isfinite(value) or value < 0:
-                bad(key, f"must be a finite number >= 0, got {value}")
-        if self.optim.lr == 0:
-            bad("optim.lr", "must be > 0 (0 trains nothing)")
-        if sc.warmup_updates < 0:
-            bad("schedule.warmup_updates", f"must be >= 0, got {sc.warmup_updates}")
-        if not all(0 <= b < 1 for b in o.betas):
-            bad("optim.betas", f"must be two numbers in [0, 1), got {list(o.betas)}")
-        if any(not math.isfinite(r) or r < 0 for r in sc.phase_ratio):
-            bad("schedule.phase_ratio", f"must be three fractions >= 0, got {list(sc.phase_ratio)}")
-        if self.schedule.kind == "tri_stage":
-            # the exponential decay works in log(final_lr / lr): both must be > 0
-            if self.schedule.final_lr_scale <= 0:
-                bad("schedule.final_lr_scale", f"must be > 0 (exponential decay), got {self.schedule.final_lr_scale}")
+                _bad(key, "must be >= 1")
+        self.schedule.validate()
+        self.optim.validate()
         self.decoding.validate()
         if self.compile not in COMPILE_MODES:
-            bad("compile", f"{self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
+            _bad("compile", f"{self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
         ac = self.activation_checkpointing
         if ac is not None and ac != "all" and not (isinstance(ac, list) and all(isinstance(i, int) for i in ac)):
-            bad("activation_checkpointing", f"must be a list of block indices or 'all', got {ac!r}")
+            _bad("activation_checkpointing", f"must be a list of block indices or 'all', got {ac!r}")
 
 
 def resolve_batch(config: TrainConfig, world_size: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -697,3 +698,19 @@ def test_best_metric_chooses_and_is_validated():
     by_loss = ClsTask(load_config("finetune_cls_tiny", [SHARDS, "best_metric=loss"]), index)
     assert (by_loss.best_metric, by_loss.is_better(0.6, 0.5), by_loss.is_better(0.4, 0.5)) == ("loss", False, True)
     assert ClsTask.best_metric == "acc"  # the class default is untouched
+
+
+def test_each_section_checks_its_own_keys():
+    """Validation is per section: a section alone refuses its bad keys, named as a run names them."""
+    from ds_w2v.train.config import DataConfig, OptimConfig, ProbeConfig, ScheduleConfig
+
+    for section, says in ((OptimConfig(lr=-1.0), "config key optim.lr: must be a finite number >= 0, got -1.0"),
+                          (OptimConfig(betas=(0.9, 1.0)), "config key optim.betas: must be two numbers in [0, 1)"),
+                          (ScheduleConfig(warmup_updates=-2), "config key schedule.warmup_updates: must be >= 0"),
+                          (DataConfig(shards=""), "config key data.shards: is required"),
+                          (DataConfig(shards="s", batch_s=0), "config key data.batch_s: must be > 0"),
+                          (ProbeConfig(epochs=0), "config key probe: max_utterances and epochs must be >= 1")):
+        with pytest.raises(ValueError, match="^" + re.escape(says)):
+            section.validate()
+    for ok in (OptimConfig(), ScheduleConfig(), DataConfig(shards="s"), ProbeConfig()):
+        ok.validate()
