@@ -25,7 +25,8 @@ The recipe and overrides are read by the trainer's own ``load_config``; what eac
   CPU DeepSpeed configs run), gradient clipping at ``optim.clip_norm``, the trainer's lr schedule
   (``train.schedule.learning_rate``), non-finite updates skipped (``max_bad_updates`` in a row stop).
 
-Precision: ``precision=bf16`` runs the forward under ``torch.autocast`` bf16 with fp32 weights
+Precision: the trainer's choice (``precision=auto``: bf16 where the CPU has it natively); bf16
+runs the forward under ``torch.autocast`` bf16 with fp32 weights
 (DeepSpeed bf16 keeps bf16 weights with fp32 master copies: not bit-comparable, the same format
 of arithmetic). The probe (``probe_every``, ``probe.*``) converts the current weights back to a
 ds_w2v model (``interop_hf.from_hf_state_dict``) and runs the trainer's ``PhoneProbe`` on it,
@@ -141,7 +142,13 @@ def train(config, transformers_version: str, stop_after: int | None = None) -> d
     conv_params = list(hf.wav2vec2.feature_extractor.parameters())
     captured: dict[str, torch.Tensor] = {}
     hf.wav2vec2.feature_extractor.register_forward_hook(lambda module, inputs, output: captured.update(features=output))
-    bf16 = config.precision == "bf16"
+    # the trainer's choice for this machine (precision=auto: bf16 where the CPU has it natively), so
+    # the two pretrainings compute in the same format (the 2026-12-07 study's run predates this and
+    # ran fp32 beside our bf16: its results.json says so)
+    from ds_w2v.train.deepspeed_config import read_ds_config
+    from ds_w2v.train.precision import resolve_precision
+
+    bf16 = resolve_precision(config.precision, read_ds_config(config.deepspeed_config), "cpu").name == "bf16"
     start_t, floor_t, decay_t = mcfg.latent_temp
     metrics = open(run_dir / "metrics.jsonl", "w", encoding="utf-8")
 
