@@ -117,3 +117,13 @@ def test_an_hf_reference_short_of_the_budget_is_called_so(tmp_path):
     o.runs["hf_reference"] = {"updates": 300}
     text = write_study(o, tmp_path)
     assert "**300 updates against our 2000: not an equal-budget comparison**" in text
+
+
+def test_an_hf_reference_at_another_precision_is_called_so(tmp_path):
+    o = outcome()
+    o.runs["pretrain"] = {**(o.runs.get("pretrain") or {}), "precision": "bf16"}
+    o.runs["hf_reference"] = {"updates": o.plan.pretrain.updates, "precision": "fp32"}
+    text = write_study(o, tmp_path)
+    assert "stream, batch and schedules as ours; precision differs: ours bf16, the reference fp32" in text
+    o.runs["hf_reference"]["precision"] = "bf16 autocast"
+    assert "precision differs" not in write_study(o, tmp_path)
