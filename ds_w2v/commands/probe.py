@@ -99,8 +99,8 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-SHARED_KEYS = {"max_utterances": "max_utterances", "epochs": "epochs", "train_split": "train_split"}
-"""The trainer's ``probe.*`` keys this command takes -> its argument of the same meaning."""
+SHARED_KEYS = ("max_utterances", "epochs", "train_split")
+"""The trainer's ``probe.*`` keys this command takes: each is also its argument's name."""
 
 
 def _apply_overrides(args: argparse.Namespace) -> None:
@@ -109,19 +109,15 @@ def _apply_overrides(args: argparse.Namespace) -> None:
     something else here (``data``, ``eval_split``) is refused naming its flag."""
     if not args.overrides:
         return
-    import dataclasses
-
     from ..train.config import ProbeConfig, section_config
 
-    section = section_config(ProbeConfig, "probe", args.overrides)
-    given = {o.partition("=")[0].split(".", 1)[1] for o in args.overrides}
+    section, given = section_config(ProbeConfig, "probe", args.overrides)
     other = sorted(given - set(SHARED_KEYS))
     if other:
         raise ValueError(f"probe.{other[0]}: not an option of ds-w2v probe (its flags: --data, --dev-split, "
                          f"--test-split); it takes probe.{', probe.'.join(SHARED_KEYS)}")
-    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
     for key in given:
-        setattr(args, SHARED_KEYS[key], values[key])
+        setattr(args, key, getattr(section, key))
 
 
 def _plan(data: str, args: argparse.Namespace) -> dict:

@@ -85,9 +85,8 @@ def main(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError("no audio files given (only decoding.KEY=value items)")
     flags = dict(decoder=args.decoder, lm=args.lm, beam=args.beam, lm_weight=args.lm_weight, word_score=args.word_score)
-    decoding = section_config(DecodingConfig, "decoding", overrides, flags)
+    decoding, given = section_config(DecodingConfig, "decoding", overrides, flags)
     # named as typed: --lm-weight, or decoding.lm_weight when an item set it
-    given = {o.partition("=")[0].split(".", 1)[1] for o in overrides}
     decoding.validate(lambda key: f"config key decoding.{key}" if key in given else "--" + key.replace("_", "-"))
     results = iter_transcribe(args.model, files, batch_s=args.batch_s, device=args.device,
                               max_duration_s=args.max_duration_s or None, max_padding=args.max_padding,

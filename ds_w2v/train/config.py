@@ -557,14 +557,16 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 def section_config(cls, section: str, overrides: list[str], base: dict[str, Any] | None = None):
     """A config section (``cls``, e.g. ``DecodingConfig`` for ``decoding``) from ``section.KEY=value``
     items over ``base``: the trainer's parser and typing, for commands that take one section
-    (``ds-w2v transcribe ... decoding.beam=100``). An item of another section is refused naming it."""
-    data = dict(base or {})
+    (``ds-w2v transcribe ... decoding.beam=100``). An item of another section is refused naming it.
+    Returns ``(config, keys)``: ``keys`` are those the items set (a command names them as typed)."""
+    data, keys = dict(base or {}), set()
     for item in overrides:
         path, value = parse_override(item)
         if len(path) != 2 or path[0] != section:
             raise ValueError(f"override {item!r}: this command takes {section}.KEY=value")
         data[path[1]] = value
-    return _build(cls, data, section + ".")
+        keys.add(path[1])
+    return _build(cls, data, section + "."), keys
 
 
 def load_config(recipe: str | Path | None = None, overrides: list[str] = (), **fields: Any) -> TrainConfig:
