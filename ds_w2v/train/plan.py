@@ -172,11 +172,12 @@ def plan_run(config: TrainConfig, world_size: int | None = None, device_type: st
     n = world["world_size"]
     if device_type is None:
         device_type = run_device(config.device).type
-    run = read_run_splits(config.data, TASK_CLASSES[config.task].reads_targets, TASK_CLASSES[config.task].needs_dev)
+    task_class = TASK_CLASSES[config.task]
+    run = read_run_splits(config.data, task_class.reads_targets, task_class.needs_dev)
     check_augment(config.data.augment)  # a bad noise/RIR folder is refused as the run would refuse it
     splits = _splits(run)
     train = splits["train"]
-    task = TASK_CLASSES[config.task](config, train)  # refuses a CTC corpus without vocabulary, cls without labels
+    task = task_class(config, train)  # refuses a CTC corpus without vocabulary, cls without labels
     # the model as the run builds it (on the meta device: no weights), from model.init when given:
     # an unknown model.overrides key, an init of another vocabulary, a run directory holding another
     # task's or shape's checkpoints are refused here as the run would refuse them

@@ -122,7 +122,7 @@ class Trainer:
         self.machine = {"machine": Machine.read().line(), "precision": self.precision,
                         "precision_reason": self.precision_choice.reason, "torch_threads": self.threads,
                         "threads_reason": threads_why}
-        self.task = TASK_CLASSES[config.task](config, self.train_index)
+        self.task = task_class(config, self.train_index)
         self.probe = PhoneProbe.from_config(config)  # reads its utterances now: refused before any group
 
         # -- model: built before the process group, so that a model.init whose vocabulary or

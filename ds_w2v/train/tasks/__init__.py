@@ -49,13 +49,17 @@ def register_task(task_class: type[Task]) -> type[Task]:
     held = TASK_CLASSES.get(task_class.name)
     if held is not None and held is not task_class:
         raise ValueError(f"task {task_class.name!r} is {held.__name__} already")
-    names = [n for n in (task_class.command, *task_class.commands) if n]
     for other in TASK_CLASSES.values():
-        clash = set(names) & {n for n in (other.command, *other.commands) if n} if other.name != task_class.name else set()
+        clash = _command_names(task_class) & _command_names(other) if other.name != task_class.name else set()
         if clash:
             raise ValueError(f"{task_class.__name__}: command {sorted(clash)[0]!r} is task {other.name}'s already")
     TASK_CLASSES[task_class.name] = task_class
     return task_class
+
+
+def _command_names(task_class: type[Task]) -> set[str]:
+    """The ``ds-w2v`` sub-commands a task holds: its training command and those it adds."""
+    return {n for n in (task_class.command, *task_class.commands) if n}
 
 
 def select_task(task: str, target: str) -> type[Task]:
