@@ -97,9 +97,15 @@ def _ceiling_note(outcome: StudyOutcome) -> list[str]:
                         f"{_hms(r.get('wall_s'))})" for r in runs)
     lines = ["", f"The {CEILING} row: tiny trained from random initialisation on the frame phone labels of every "
                  f"train utterance (frame cross-entropy through a linear head on the top layer, "
-                 f"`experiments/study/ceiling.py`), until dev frame accuracy stopped improving -- {trained}."]
+                 f"`experiments/study/ceiling.py`), until dev frame accuracy stopped improving or its update cap "
+                 f"-- {trained}."]
     if pre is None or rnd is None:
         return lines
+    rising = [r for r in runs if r.get("stopped") == "max_updates" and r.get("best_update") == r.get("updates")]
+    if rising and top > pre:
+        lines.append(f"Still improving at the cap ({len(rising)} of {len(runs)} runs: best dev at the last update): "
+                     "a longer supervised run would raise the ceiling, so the share of headroom closed below is an "
+                     "upper bound.")
     if top <= pre:
         lines.append(f"It probes at or below the pretrained upstream ({_pct(top)} <= {_pct(pre)}): it bounds nothing, "
                      "and the headroom above the pretrained model is unmeasured; a longer or larger supervised run "

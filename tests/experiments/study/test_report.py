@@ -127,3 +127,11 @@ def test_an_hf_reference_at_another_precision_is_called_so(tmp_path):
     assert "stream, batch and schedules as ours; precision differs: ours bf16, the reference fp32" in text
     o.runs["hf_reference"]["precision"] = "bf16 autocast"
     assert "precision differs" not in write_study(o, tmp_path)
+
+
+def test_a_ceiling_still_rising_at_its_cap_makes_the_share_an_upper_bound(tmp_path):
+    o = outcome()
+    assert "upper bound" not in write_study(o, tmp_path)  # stopped by patience
+    o.runs["ceiling"]["1"].update(stopped="max_updates", updates=4000, best_update=4000)
+    text = write_study(o, tmp_path)
+    assert "Still improving at the cap (1 of " in text and "is an upper bound" in text
