@@ -3,7 +3,7 @@
 # which synthesises its own corpora (labelled read speech, extra unlabelled speakers, emotion),
 # pretrains tiny with its probe curve, runs the HF reference pretraining, the probes and the fair
 # fine-tune ablation (lr chosen on dev per arm, 2 seeds), and writes results/STUDY.md.
-#   bash launch/study.sh              ~130 min on 2 CPU cores the first time, <= 90 min rerun (python -m experiments.study --estimate)
+#   bash launch/study.sh              ~2.5-3 h on 2 CPU cores the first time, ~1.5 h rerun (python -m experiments.study --estimate)
 #   bash launch/study.sh --quick      minutes: every kind of job once with tiny budgets -> results/study_quick/
 #   bash launch/study.sh --search     the recorded search over pretraining settings -> results/SEARCH.md
 # Rerunning a command resumes it (finished runs are reused); runs under runs/study*, corpora under study_data/.

@@ -1,6 +1,6 @@
 """``python -m experiments.study``: the fair ablation and the longer CPU study (``bash launch/study.sh``).
 
-    python -m experiments.study                 # ~130 min on 2 CPU cores (a rerun <= 90) -> results/STUDY.md
+    python -m experiments.study                 # ~2.5-3 h on 2 CPU cores (a rerun ~1.5 h) -> results/STUDY.md
     python -m experiments.study --quick         # minutes: every kind of job once, tiny budgets -> results/study_quick/
     python -m experiments.study --search        # the recorded search over pretraining settings -> results/SEARCH.md
     python -m experiments.study --estimate      # the plan's cost from measured per-update times; runs nothing

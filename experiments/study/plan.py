@@ -3,7 +3,7 @@ learning-rate grid, seeds and budgets, which probes. Nothing here runs anything;
 turns a plan into jobs, ``estimate`` turns it into minutes.
 
 Three plans ship: :func:`quick_plan` (minutes; the test runs it end to end), :func:`default_plan`
-(~130 min on 2 CPU cores, <= 90 min rerun: ``bash launch/study.sh``) and :func:`search_plan` (``--search``: the
+(~2.5-3 h on 2 CPU cores, ~1.5 h rerun: ``bash launch/study.sh``) and :func:`search_plan` (``--search``: the
 small recorded search over pretraining settings, one factor at a time around the tiny recipe).
 
 Fairness rules every plan keeps (issue 12, item 4): within a task every arm (pretrained / random
@@ -268,23 +268,27 @@ def quick_plan() -> StudyPlan:
 # after 3,200 audio-s (400 x 8 s: dev CER 100 %) nor 4,000 (250 x 16 s), so their rows may stay
 # at 100 % CER from random init at this budget -- the demo's 9,600 audio-s reach 72 %.
 def default_plan() -> StudyPlan:
-    """``bash launch/study.sh``: on 2 CPU cores ~130 min the first time, <= 90 min for a rerun that
-    reuses the HF reference and the ceilings (they depend on no fine-tune). ``estimate``
-    (``python -m experiments.study --estimate``) from the figures above, in run-slot minutes:
+    """``bash launch/study.sh``: on 2 CPU cores ~140 min the first time by this estimate (the run
+    of 2026-12-07 took ~170: its pretraining and HF reference ran slower side by side than the
+    figures below), ~85-95 min for a rerun that reuses the HF reference and the ceilings (they
+    depend on no fine-tune). ``estimate`` (``python -m experiments.study --estimate``) from the
+    figures above, in run-slot minutes:
 
         pretraining   2,000 x 32 s x 0.9/32 s/s = 30.0 + 11 probes x 6 s + 10 evals x 4 s     = 32.0
-        HF reference  2,000 x 32 s x 0.9/32 x 2.0 = 60.0 + 11 probes x 12 s + start-up       = 62.4
-        ceilings      2 x (~2,500 x 8 s x 0.3/8 s/s = 12.5 + 25 evals x 4 s + start-up)      = 28.7
+        HF reference  2,000 x 32 s x 0.9/32 x 1.7 = 51.0 + 11 probes x 12 s + start-up       = 53.4
+        ceilings      2 x (4,000 x 8 s x 0.43/8 s/s = 28.7 + 40 evals x 4 s + start-up)       = 63.1
         fine-tunes    per arm 3 lrs + 1 seed (10 % of the labels: 2) = 4 or 5 runs; per run 12 s
                       + 5 evals x 4 s + chars / phones 400 x 8 s x 0.30/8 = 120 s (2.5 min),
                       emotion 250 x 8 s x 0.28/8 = 70 s (1.7 min); 18 runs each:
                       45.6 + 45.6 + 30.6                                                     = 121.8
         probe rows    (2 pretrained + 2 random + 1 HF) x 128 s + 2 ceilings x 51 s            =  12.4
-        total 257.3 slot-min / 2 slots + 1 min of corpora                                    = ~130 min
+        total 282.6 slot-min / 2 slots + 1 min of corpora                                    = ~142 min
         (without the HF reference and the ceilings: 166.2 / 2 + 1                            = ~84 min)
 
-    The run of 2026-12-03 (HF reference 300 updates, no supervised ceiling) took 2:49:21 of job
-    time, ~85 min on two slots.
+    Measured, 2026-12-07 (results/STUDY.md, "Wall time"): 5:37:36 of job time, ~2:49 on two
+    slots: pretraining 55 min, HF reference (fp32) 89, ceilings 62, fine-tunes 120, probes 11;
+    without the HF reference and the ceilings ~93 min. The run of 2026-12-03 (HF reference 300
+    updates, no supervised ceiling) took 2:49:21 of job time, ~85 min on two slots.
     """
     return StudyPlan(
         name="default",
@@ -297,7 +301,7 @@ def default_plan() -> StudyPlan:
                  "phones": FinetuneBudget(updates=400, batch_s=8.0),
                  "emotion": FinetuneBudget(updates=250, batch_s=8.0)},
         # Factor-2 grids of three lrs for every arm, each placed around its own optimum on dev:
-        # the same tuning effort, and the plan stays <= 90 min (one grid of five or six for every
+        # the same tuning effort, and a rerun stays near 90 min (one grid of five or six for every
         # arm would cost +20-30 min). The 2026-12-03 runs placed them: the grids around the tiny
         # recipes' lrs (CTC 1e-3..4e-3, emotion 5e-4..2e-3) bracket random init's optimum (or
         # all of it is on the blank / chance plateau), but every pretrained arm chose their
@@ -411,16 +415,19 @@ class Timings:
     pretrain_update_per_audio_s: float = 0.9 / 32
     """0.65 s per 32 audio-s update measured alone for a few hundred updates (2026-12-01); the
     study's and search's runs side by side took 0.85-1.0 s (the search: 742-825 s per 800-update
-    variant with its 9 probes and evaluations, 2026-12-03)."""
+    variant with its 9 probes and evaluations, 2026-12-03). The study of 2026-12-07 took 1.54 s
+    (3,078 s for 2,000 updates) beside the fp32 HF reference: the other slot's job moves this
+    figure by half."""
     ctc_update_per_audio_s: float = 0.30 / 8
     cls_update_per_audio_s: float = 0.28 / 8
-    hf_over_ours: float = 2.0
+    hf_over_ours: float = 1.7
     """HF's Wav2Vec2ForPreTraining in ``hf_reference.py`` (bf16 autocast, fp32 weights) vs ours
     under DeepSpeed bf16, side by side in the study. With 2 x 64 codes (the recipe since
     2026-12-03): 1.71 s per 32 audio-s update (513 s of training for 300 updates) against ours'
     0.92 s, ~2x. With 2 x 320 codes it was ~4x (3.7 s per update, 1,474 s for 400): HF scores
     every frame against its negatives where ours scores the masked ones, and the codebook's
-    size multiplies that."""
+    size multiplies that. At 2,000 updates side by side (2026-12-07, the reference in fp32, ours
+    bf16): 5,223 s of training against 3,078 s, 1.7x."""
     curve_probe_s: float = 6.0
     startup_s: float = 12.0
     eval_s: float = 4.0
@@ -428,12 +435,13 @@ class Timings:
     """One ``ds-w2v probe`` row of tiny, 300 utterances per split of both corpora (features ~80 s
     of it, then linear + PR + ER), measured alone; a ceiling row (linear protocol, read speech
     only) ~40 % of it."""
-    ceiling_update_per_audio_s: float = 0.3 / 8
-    """The supervised ceiling (frame cross-entropy, conv encoder training): 0.25-0.3 s per 8
-    audio-s update, one thread, 2026-12-07."""
-    ceiling_updates: int = 2500
-    """What a ceiling run is expected to take before its dev accuracy stops improving (a guess
-    until measured; ``max_updates`` bounds it)."""
+    ceiling_update_per_audio_s: float = 0.43 / 8
+    """The supervised ceiling (frame cross-entropy, conv encoder training): 1,870 s and 1,807 s
+    of training for 4,000 updates of 8 audio-s with 40 evaluations, beside fine-tunes, one thread
+    (2026-12-07)."""
+    ceiling_updates: int = 4000
+    """What a ceiling run takes before its dev accuracy stops improving: both runs of 2026-12-07
+    reached ``max_updates`` (4,000) first."""
     data_s: float = 60.0
     """Synthesis + preparation of the default corpora (2 h + 2.2 h of read speech, RAVDESS)."""
 
