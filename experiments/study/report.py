@@ -270,17 +270,17 @@ def _hf_budget(outcome: StudyOutcome) -> str:
     if not hf or hf.get("skipped"):
         return "not run"
     if hf.get("updates") == outcome.plan.pretrain.updates:
-        return f"the same {hf.get('updates')} updates, stream, batch and schedules as ours" + _precision_note(outcome)
+        return f"the same {hf.get('updates')} updates, stream, batch and schedules as ours" + _precision_note(outcome, hf)
     return (f"**{hf.get('updates')} updates against our {outcome.plan.pretrain.updates}: not an equal-budget "
             "comparison**")
 
 
-def _precision_note(outcome: StudyOutcome) -> str:
-    """Where the HF reference ran at another precision than our pretraining: say which, since
-    that is the one setting the two runs do not share (a reused run from before the reference
-    took the trainer's precision choice ran fp32)."""
+def _precision_note(outcome: StudyOutcome, hf: Mapping) -> str:
+    """Where the HF reference (``hf``: its results) ran at another precision than our pretraining:
+    say which, since that is the one setting the two runs do not share (a reused run from before
+    the reference took the trainer's precision choice ran fp32)."""
     ours = (outcome.runs.get("pretrain") or {}).get("precision")
-    theirs = (outcome.runs.get("hf_reference") or {}).get("precision", "")
+    theirs = hf.get("precision", "")
     if not ours or not theirs or theirs.split()[0] == ours:
         return ""
     return f"; precision differs: ours {ours}, the reference {theirs}"
